@@ -1,0 +1,89 @@
+# egress-tests-ext: build, test and verify. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO ?= go
+BIN := $(CURDIR)/bin
+
+# Loki server for the query tests: built from the module proxy at the version of the logcli
+# client we import, so the client and the server never drift apart.
+LOKI_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/grafana/loki/v3 2>/dev/null)
+LOKI := $(BIN)/loki
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(BIN)/staticcheck
+
+# OTE reads these through `info`.
+OTE_VERSION_PKG := github.com/openshift-eng/openshift-tests-extension/pkg/version
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BUILD_DATE := $(shell date -u +'%Y-%m-%dT%H:%M:%SZ')
+GIT_TREE_STATE := $(shell if git diff --quiet HEAD 2>/dev/null; then echo clean; else echo dirty; fi)
+LDFLAGS := -X '$(OTE_VERSION_PKG).CommitFromGit=$(GIT_COMMIT)' \
+           -X '$(OTE_VERSION_PKG).BuildDate=$(BUILD_DATE)' \
+           -X '$(OTE_VERSION_PKG).GitTreeState=$(GIT_TREE_STATE)'
+
+METADATA := .openshift-tests-extension/openshift_payload_egress-tests-ext.json
+FUZZTIME ?= 10s
+
+.PHONY: all help build dist test unit fuzz bench verify lint update demo loki clean
+
+all: build test verify
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## bin/egress-tests-ext
+	# GO_COMPLIANCE_POLICY=exempt_all: a test binary, exempt from the payload's FIPS checks.
+	GO_COMPLIANCE_POLICY=exempt_all $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/egress-tests-ext ./cmd/egress-tests-ext
+
+dist: build ## egress-tests-ext.gz, as the payload image ships it
+	gzip -9 -c $(BIN)/egress-tests-ext > $(BIN)/egress-tests-ext.gz
+
+loki: $(LOKI) ## bin/loki, the real Loki server the query tests start on 127.0.0.1
+
+$(LOKI): hack/tools/loki/go.mod hack/tools/loki/go.sum go.mod
+	@test "$$(cd hack/tools/loki && $(GO) list -m -f '{{.Version}}' github.com/grafana/loki/v3)" = "$(LOKI_VERSION)" || \
+	  { echo "hack/tools/loki pins another Loki than go.mod ($(LOKI_VERSION)): update hack/tools/loki/go.mod"; exit 1; }
+	cd hack/tools/loki && $(GO) build -o $(LOKI) github.com/grafana/loki/v3/cmd/loki
+
+test: $(LOKI) ## unit tests, real-Loki query tests, short fuzzing
+	LOKI_BIN=$(LOKI) $(GO) test -count=1 ./...
+	$(MAKE) fuzz
+
+fuzz: ## short fuzz runs of the record decoder and the baseline loader
+	$(GO) test ./pkg/flow -run '^$$' -fuzz '^FuzzDecode' -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/baseline -run '^$$' -fuzz '^FuzzLoad' -fuzztime $(FUZZTIME)
+
+bench: $(LOKI) ## benchmarks with figures (BENCH_RECORDS sets the Loki benchmark size)
+	LOKI_BIN=$(LOKI) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./pkg/lokiquery
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/flow ./pkg/matrix ./pkg/baseline
+
+$(STATICCHECK):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+lint: $(STATICCHECK) ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+verify: lint ## lint, go.mod tidiness, extension metadata freshness
+	@cp go.mod /tmp/egress-go.mod.bak; cp go.sum /tmp/egress-go.sum.bak
+	$(GO) mod tidy
+	@if ! git diff --quiet -- go.mod go.sum; then git diff -- go.mod go.sum; \
+	  echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; exit 1; fi
+	$(MAKE) build
+	@# `update` in a scratch copy: it refuses removed test names and rewrites the file.
+	@tmp=$$(mktemp -d); cp -r .openshift-tests-extension $$tmp/; \
+	  (cd $$tmp && $(BIN)/egress-tests-ext update >/dev/null); \
+	  $(GO) run ./hack/stripcodelocations $$tmp/$(METADATA); \
+	  if ! diff -u $(METADATA) $$tmp/$(METADATA); then \
+	    echo "$(METADATA) is stale: run 'make update' and commit it"; exit 1; fi; rm -rf $$tmp
+
+update: build ## regenerate the extension metadata (codeLocations stripped)
+	$(BIN)/egress-tests-ext update
+	$(GO) run ./hack/stripcodelocations $(METADATA)
+
+demo: build $(LOKI) ## the whole pipeline on a recorded capture, no cluster needed
+	./hack/demo.sh
+
+clean: ## remove build outputs
+	rm -rf $(BIN)

@@ -1,0 +1,5 @@
+//go:build tools
+
+package tools
+
+import _ "github.com/grafana/loki/v3/cmd/loki"
