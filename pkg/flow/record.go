@@ -83,7 +83,40 @@ type Record struct {
 
 	// Count is how many flow records this Record stands for: 1 for a decoded line.
 	Count int64
+
+	// Fields below were added after the first contract; all keep Record comparable (no
+	// slices or maps) because aggregating callers use Record as a map key.
+
+	// Duplicate is NetObserv's (1.6-1.7) mark on the second copy of a flow seen on another
+	// interface of the same node; such records must not be counted twice.
+	Duplicate bool
+	// Interfaces and IfDirections list, comma-separated in record order, the interfaces the
+	// flow was seen on and the direction on each ("0" ingress, "1" egress); from the plural
+	// fields (1.7+) or the singular Interface/IfDirection of older records.
+	Interfaces   string
+	IfDirections string
+	// Sampling is the agent's sampling rate (1 = every packet; 0 = not recorded).
+	Sampling int
+	// AgentIP is the IP of the node whose agent saw the flow.
+	AgentIP string
+	// DstHostName is the node hosting the destination (when it is a pod or node).
+	DstHostName string
+	// XlatSrcPort/XlatDstPort come with XlatSrcAddr/XlatDstAddr (0 when absent).
+	XlatSrcPort int
+	XlatDstPort int
+	// Etype is the Ethernet type (0x0800 IPv4, 0x86DD IPv6, 0x0806 ARP, ...); 0 when absent.
+	// Non-IP records (ARP) have no addresses and never leave the cluster.
+	Etype int
 }
+
+// Ethernet types of IP records.
+const (
+	EtypeIPv4 = 0x0800
+	EtypeIPv6 = 0x86DD
+)
+
+// IsIP reports whether the record is an IP flow (or does not say, as older records may not).
+func (r *Record) IsIP() bool { return r.Etype == 0 || r.Etype == EtypeIPv4 || r.Etype == EtypeIPv6 }
 
 // HasSYN reports whether the record saw a pure SYN, i.e. it goes client → server.
 func (r *Record) HasSYN() bool { return r.Flags&FlagSYN != 0 }

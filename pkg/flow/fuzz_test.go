@@ -1,0 +1,56 @@
+package flow
+
+import (
+	"bytes"
+	"os"
+	"testing"
+)
+
+// FuzzDecode feeds arbitrary input to Decode (both formats) and DecodeLine. It must never
+// panic, and whatever it hands out must be a valid record and be accounted for.
+func FuzzDecode(f *testing.F) {
+	for _, path := range sampleFiles(f) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	for _, s := range []string{
+		`{"SrcAddr":"10.0.0.1","DstAddr":"1.1.1.1","Flags":["SYN"],"IfDirections":["1"],"Interfaces":["eth0"]}` + "\n{",
+		`[{"SrcAddr":"::1","DstAddr":"::2","Flags":"SYN,ACK"}]`,
+		`{"status":"success","data":{"resultType":"streams","result":[{"values":[["1","{}"]],"stream":{"DstPort":"x"}}]}}`,
+		"{\n\"SrcAddr\": \"10.0.0.1\"\n}\n{\"DstAddr\": 5}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var handed int64
+		st, err := Decode(bytes.NewReader(data), "fuzz", func(r Record) error {
+			handed++
+			if verr := r.validate(); verr != nil {
+				t.Fatalf("Decode handed an invalid record %+v: %v", r, verr)
+			}
+			if r.Count != 1 {
+				t.Fatalf("Count %d", r.Count)
+			}
+			return nil
+		})
+		if handed != st.Records || st.Undecodable < int64(len(st.Errors)) || len(st.Errors) > MaxKeptErrors {
+			t.Fatalf("stats %+v after %d records handed", st, handed)
+		}
+		if err == nil && st.Records == 0 && st.Undecodable > 0 {
+			t.Fatal("nothing decodable, yet no error")
+		}
+		for _, e := range st.Errors {
+			if e.Error() == "" || e.Err == nil {
+				t.Fatalf("empty decode error %#v", e)
+			}
+		}
+		if r, err := DecodeLine(map[string]string{"FlowDirection": string(data)}, data); err == nil {
+			if verr := r.validate(); verr != nil {
+				t.Fatalf("DecodeLine returned an invalid record without error: %v", verr)
+			}
+		}
+	})
+}
