@@ -1,0 +1,69 @@
+package cluster
+
+import (
+	"fmt"
+	"io"
+
+	configclient "github.com/openshift/client-go/config/clientset/versioned"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Clients bundles what the suite talks to the cluster with. Tests fill it with fakes; REST is
+// only needed for port-forwarding.
+type Clients struct {
+	Kube    kubernetes.Interface
+	Config  configclient.Interface
+	Dynamic dynamic.Interface
+	REST    *rest.Config
+	// Out receives progress lines (GinkgoWriter in the specs).
+	Out io.Writer
+}
+
+// NewClients builds the clients from a rest config.
+func NewClients(cfg *rest.Config, out io.Writer) (*Clients, error) {
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	conf, err := configclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("openshift config client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	return &Clients{Kube: kube, Config: conf, Dynamic: dyn, REST: cfg, Out: out}, nil
+}
+
+func (c *Clients) progress(format string, args ...any) {
+	if c.Out != nil {
+		fmt.Fprintf(c.Out, format+"\n", args...)
+	}
+}
+
+// Resources the suite reads or writes without importing their operators' Go modules.
+var (
+	GVRSubscription   = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1alpha1", Resource: "subscriptions"}
+	GVROperatorGroup  = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1", Resource: "operatorgroups"}
+	GVRCSV            = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1alpha1", Resource: "clusterserviceversions"}
+	GVRInstallPlan    = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1alpha1", Resource: "installplans"}
+	GVRPackageMan     = schema.GroupVersionResource{Group: "packages.operators.coreos.com", Version: "v1", Resource: "packagemanifests"}
+	GVRCRD            = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	GVRFlowCollector  = schema.GroupVersionResource{Group: "flows.netobserv.io", Version: "v1beta2", Resource: "flowcollectors"}
+	GVRLokiStack      = schema.GroupVersionResource{Group: "loki.grafana.com", Version: "v1", Resource: "lokistacks"}
+	GVRImageStream    = schema.GroupVersionResource{Group: "image.openshift.io", Version: "v1", Resource: "imagestreams"}
+	GVRNamespace      = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	GVRClusterRole    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
+	GVRClusterRoleBnd = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
+	GVRSecret         = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
+)
+
+// GVR is short for the resource coordinates the dynamic client takes.
+type GVR = schema.GroupVersionResource

@@ -1,0 +1,160 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// SuiteNamespace holds everything the suite runs itself: canary, resolver, token service
+// account and the monolithic Loki. Its flows are the suite's own and are kept out of the matrix.
+const SuiteNamespace = "egress-flow-matrix"
+
+// DefaultLokiImage is the monolithic Loki image; EGRESS_LOKI_IMAGE overrides it (e.g. with a
+// mirror on disconnected clusters).
+const DefaultLokiImage = "docker.io/grafana/loki:3.5.0"
+
+// Config is the suite's configuration, read from the environment by FromEnv.
+type Config struct {
+	WindowStart    time.Time // zero: start when flows are flowing
+	Observe        time.Duration
+	KeepInstall    bool
+	InstallTimeout time.Duration
+	BaselineDir    string // "" = the baseline embedded in the binary
+
+	ExistingLoki *ExistingLoki // nil unless EGRESS_LOKI_URL is set
+
+	ObjectStorageSecretNamespace string // "" = the LokiStack's namespace
+	ObjectStorageSecret          string
+	ObjectStorageType            string
+	StorageClass                 string
+	LokiStackSize                string
+	LokiImage                    string
+
+	CanaryHost      string
+	CanaryPort      int
+	ToolsImage      string // "" = from the openshift/tools image stream
+	ResolveInterval time.Duration
+}
+
+// ExistingLoki is a Loki the test process reaches directly.
+type ExistingLoki struct {
+	URL       string
+	Tenant    string
+	TokenFile string
+	CAFile    string
+}
+
+// FromEnv reads the configuration; getenv is os.Getenv in production and a map in tests.
+// Every malformed value is an error naming the variable and what it accepts.
+func FromEnv(getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := &Config{
+		Observe:           2 * time.Minute,
+		InstallTimeout:    15 * time.Minute,
+		BaselineDir:       getenv("EGRESS_BASELINE_DIR"),
+		ObjectStorageType: "s3",
+		StorageClass:      getenv("EGRESS_LOKI_STORAGE_CLASS"),
+		LokiStackSize:     "1x.demo",
+		LokiImage:         DefaultLokiImage,
+		CanaryHost:        "quay.io",
+		CanaryPort:        443,
+		ToolsImage:        getenv("EGRESS_TOOLS_IMAGE"),
+		ResolveInterval:   30 * time.Second,
+	}
+	var errs []string
+	bad := func(name, val, want string) {
+		errs = append(errs, fmt.Sprintf("%s=%q: want %s", name, val, want))
+	}
+	if v := getenv("EGRESS_WINDOW_START"); v != "" {
+		sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || sec <= 0 {
+			bad("EGRESS_WINDOW_START", v, "epoch seconds, e.g. the output of `date +%s`")
+		} else {
+			c.WindowStart = time.Unix(sec, 0).UTC()
+		}
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"EGRESS_OBSERVE", &c.Observe},
+		{"EGRESS_INSTALL_TIMEOUT", &c.InstallTimeout},
+		{"EGRESS_RESOLVE_INTERVAL", &c.ResolveInterval},
+	}
+	for _, d := range durations {
+		if v := getenv(d.name); v != "" {
+			dur, err := time.ParseDuration(v)
+			if err != nil || dur < 0 || (dur == 0 && d.name != "EGRESS_OBSERVE") {
+				bad(d.name, v, "a positive Go duration such as 90s or 5m")
+				continue
+			}
+			*d.dst = dur
+		}
+	}
+	if c.ResolveInterval < time.Second {
+		bad("EGRESS_RESOLVE_INTERVAL", c.ResolveInterval.String(), "at least 1s (the resolver sleeps whole seconds)")
+	}
+	if v := getenv("EGRESS_KEEP_INSTALL"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("EGRESS_KEEP_INSTALL", v, "true or false")
+		}
+		c.KeepInstall = b
+	}
+	if v := getenv("EGRESS_LOKI_URL"); v != "" {
+		if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
+			bad("EGRESS_LOKI_URL", v, "an http:// or https:// URL")
+		}
+		c.ExistingLoki = &ExistingLoki{
+			URL:       strings.TrimRight(v, "/"),
+			Tenant:    valueOr(getenv("EGRESS_LOKI_TENANT"), "netobserv"),
+			TokenFile: getenv("EGRESS_LOKI_TOKEN_FILE"),
+			CAFile:    getenv("EGRESS_LOKI_CA_FILE"),
+		}
+	}
+	if v := getenv("EGRESS_LOKI_OBJECT_STORAGE_SECRET"); v != "" {
+		ns, name, found := strings.Cut(v, "/")
+		if !found {
+			ns, name = "", v
+		}
+		if name == "" || strings.Contains(name, "/") {
+			bad("EGRESS_LOKI_OBJECT_STORAGE_SECRET", v, "[namespace/]name of a secret")
+		}
+		c.ObjectStorageSecretNamespace, c.ObjectStorageSecret = ns, name
+	}
+	if v := getenv("EGRESS_LOKI_OBJECT_STORAGE_TYPE"); v != "" {
+		switch v {
+		case "s3", "azure", "gcs", "swift", "alibabacloud":
+			c.ObjectStorageType = v
+		default:
+			bad("EGRESS_LOKI_OBJECT_STORAGE_TYPE", v, "one of s3, azure, gcs, swift, alibabacloud")
+		}
+	}
+	c.LokiStackSize = valueOr(getenv("EGRESS_LOKISTACK_SIZE"), c.LokiStackSize)
+	c.LokiImage = valueOr(getenv("EGRESS_LOKI_IMAGE"), c.LokiImage)
+	c.CanaryHost = valueOr(getenv("EGRESS_CANARY_HOST"), c.CanaryHost)
+	if v := getenv("EGRESS_CANARY_PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			bad("EGRESS_CANARY_PORT", v, "a TCP port 1-65535")
+		} else {
+			c.CanaryPort = p
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("bad suite configuration (see the package documentation of pkg/cluster):\n  %s", strings.Join(errs, "\n  "))
+	}
+	return c, nil
+}
+
+func valueOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

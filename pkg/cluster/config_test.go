@@ -1,0 +1,64 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestFromEnvDefaults(t *testing.T) {
+	c, err := FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.WindowStart.IsZero() || c.KeepInstall || c.ExistingLoki != nil || c.ObjectStorageSecret != "" ||
+		c.CanaryHost != "quay.io" || c.CanaryPort != 443 || c.Observe != 2*time.Minute || c.InstallTimeout != 15*time.Minute ||
+		c.LokiImage != DefaultLokiImage || c.ObjectStorageType != "s3" || c.LokiStackSize != "1x.demo" {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestFromEnvValues(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{
+		"EGRESS_WINDOW_START":               "1767225600",
+		"EGRESS_KEEP_INSTALL":               "true",
+		"EGRESS_OBSERVE":                    "0s",
+		"EGRESS_LOKI_URL":                   "https://loki.example.test/",
+		"EGRESS_LOKI_TOKEN_FILE":            "/tok",
+		"EGRESS_LOKI_OBJECT_STORAGE_SECRET": "ci/s3",
+		"EGRESS_LOKI_OBJECT_STORAGE_TYPE":   "gcs",
+		"EGRESS_CANARY_PORT":                "8443",
+		"EGRESS_RESOLVE_INTERVAL":           "10s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.WindowStart.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) || !c.KeepInstall || c.Observe != 0 ||
+		c.ExistingLoki.URL != "https://loki.example.test" || c.ExistingLoki.Tenant != "netobserv" || c.ExistingLoki.TokenFile != "/tok" ||
+		c.ObjectStorageSecretNamespace != "ci" || c.ObjectStorageSecret != "s3" || c.ObjectStorageType != "gcs" ||
+		c.CanaryPort != 8443 || c.ResolveInterval != 10*time.Second {
+		t.Errorf("parsed: %+v %+v", c, c.ExistingLoki)
+	}
+}
+
+func TestFromEnvRejectsEveryBadValue(t *testing.T) {
+	_, err := FromEnv(env(map[string]string{
+		"EGRESS_WINDOW_START":             "yesterday",
+		"EGRESS_KEEP_INSTALL":             "maybe",
+		"EGRESS_INSTALL_TIMEOUT":          "0s",
+		"EGRESS_LOKI_URL":                 "loki:3100",
+		"EGRESS_LOKI_OBJECT_STORAGE_TYPE": "ftp",
+		"EGRESS_CANARY_PORT":              "70000",
+		"EGRESS_RESOLVE_INTERVAL":         "500ms",
+	}))
+	if err == nil {
+		t.Fatal("bad values accepted")
+	}
+	for _, name := range []string{"EGRESS_WINDOW_START", "EGRESS_KEEP_INSTALL", "EGRESS_INSTALL_TIMEOUT", "EGRESS_LOKI_URL", "EGRESS_LOKI_OBJECT_STORAGE_TYPE", "EGRESS_CANARY_PORT", "EGRESS_RESOLVE_INTERVAL"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}

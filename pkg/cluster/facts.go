@@ -1,0 +1,245 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	configv1 "github.com/openshift/api/config/v1"
+	configclient "github.com/openshift/client-go/config/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+)
+
+// Facts are what the suite reads from the cluster before it starts: they pick the baseline
+// files and go into the artifacts so a report says what it was measured on.
+type Facts struct {
+	Version                string   `json:"version"` // e.g. 4.20.3
+	Minor                  string   `json:"minor"`   // e.g. 4.20
+	Platform               string   `json:"platform"`
+	ControlPlaneTopology   string   `json:"controlPlaneTopology"`
+	InfrastructureTopology string   `json:"infrastructureTopology"`
+	NetworkType            string   `json:"networkType"`
+	ClusterNetworks        []string `json:"clusterNetworks"`
+	ServiceNetworks        []string `json:"serviceNetworks"`
+	MachineNetworks        []string `json:"machineNetworks"`
+	// MachineNetworkSource says where MachineNetworks came from: the install-config, or the
+	// node addresses when the install-config is not readable (e.g. hosted control planes).
+	MachineNetworkSource string   `json:"machineNetworkSource"`
+	HTTPSProxy           bool     `json:"httpsProxy"` // a cluster-wide proxy is configured
+	Nodes                []Node   `json:"nodes"`
+	BaselineFiles        []string `json:"baselineFiles,omitempty"`
+}
+
+// Node is one node and the roles its labels give it.
+type Node struct {
+	Name      string   `json:"name"`
+	Roles     []string `json:"roles"`
+	Addresses []string `json:"addresses"` // InternalIP addresses
+}
+
+const nodeRolePrefix = "node-role.kubernetes.io/"
+
+// ReadFacts reads ClusterVersion, Infrastructure, Network, Proxy, the install-config's
+// machine network and the nodes. A missing singleton is an error: the suite cannot pick a
+// baseline without it.
+func ReadFacts(ctx context.Context, cfg configclient.Interface, kube kubernetes.Interface) (*Facts, error) {
+	f := &Facts{}
+	cv, err := cfg.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read ClusterVersion \"version\" (is this an OpenShift cluster and may the user read config.openshift.io?): %w", err)
+	}
+	f.Version = clusterVersion(cv)
+	if f.Version == "" {
+		return nil, fmt.Errorf("ClusterVersion \"version\" has neither a completed update in status.history nor status.desired.version: the cluster has not finished installing")
+	}
+	f.Minor, err = minorOf(f.Version)
+	if err != nil {
+		return nil, err
+	}
+
+	infra, err := cfg.ConfigV1().Infrastructures().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read Infrastructure \"cluster\": %w", err)
+	}
+	if infra.Status.PlatformStatus != nil && infra.Status.PlatformStatus.Type != "" {
+		f.Platform = string(infra.Status.PlatformStatus.Type)
+	} else {
+		//lint:ignore SA1019 clusters installed before platformStatus existed fill only this field
+		f.Platform = string(infra.Status.Platform)
+	}
+	f.ControlPlaneTopology = string(infra.Status.ControlPlaneTopology)
+	f.InfrastructureTopology = string(infra.Status.InfrastructureTopology)
+	if f.Platform == "" || f.ControlPlaneTopology == "" {
+		return nil, fmt.Errorf("infrastructure \"cluster\" has no platform (%q) or control plane topology (%q) in its status", f.Platform, f.ControlPlaneTopology)
+	}
+
+	network, err := cfg.ConfigV1().Networks().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read Network \"cluster\": %w", err)
+	}
+	// status is what the network operator applied; spec is the request, used until it has.
+	clusterNets, serviceNets := network.Status.ClusterNetwork, network.Status.ServiceNetwork
+	f.NetworkType = network.Status.NetworkType
+	if len(clusterNets) == 0 {
+		clusterNets, serviceNets, f.NetworkType = network.Spec.ClusterNetwork, network.Spec.ServiceNetwork, network.Spec.NetworkType
+	}
+	for _, cn := range clusterNets {
+		f.ClusterNetworks = append(f.ClusterNetworks, cn.CIDR)
+	}
+	f.ServiceNetworks = append(f.ServiceNetworks, serviceNets...)
+	if err := checkCIDRs("Network \"cluster\" cluster network", f.ClusterNetworks); err != nil {
+		return nil, err
+	}
+	if err := checkCIDRs("Network \"cluster\" service network", f.ServiceNetworks); err != nil {
+		return nil, err
+	}
+
+	proxy, err := cfg.ConfigV1().Proxies().Get(ctx, "cluster", metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("read Proxy \"cluster\": %w", err)
+	default:
+		f.HTTPSProxy = proxy.Status.HTTPSProxy != ""
+	}
+
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range nodes.Items {
+		f.Nodes = append(f.Nodes, nodeOf(n))
+	}
+	sort.Slice(f.Nodes, func(i, j int) bool { return f.Nodes[i].Name < f.Nodes[j].Name })
+
+	f.MachineNetworks, err = installConfigMachineNetworks(ctx, kube)
+	if err != nil {
+		return nil, err
+	}
+	f.MachineNetworkSource = "install-config"
+	if len(f.MachineNetworks) == 0 {
+		f.MachineNetworkSource = "node addresses"
+		for _, n := range f.Nodes {
+			for _, a := range n.Addresses {
+				if addr, err := netip.ParseAddr(a); err == nil {
+					f.MachineNetworks = append(f.MachineNetworks, netip.PrefixFrom(addr, addr.BitLen()).String())
+				}
+			}
+		}
+	}
+	return f, nil
+}
+
+// clusterVersion is the version the cluster runs: the newest completed update, else the
+// desired version (an install still in progress has no completed entry).
+func clusterVersion(cv *configv1.ClusterVersion) string {
+	for _, h := range cv.Status.History {
+		if h.State == configv1.CompletedUpdate && h.Version != "" {
+			return h.Version
+		}
+	}
+	return cv.Status.Desired.Version
+}
+
+func minorOf(version string) (string, error) {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+		return "", fmt.Errorf("cluster version %q is not major.minor[.patch]", version)
+	}
+	return parts[0] + "." + parts[1], nil
+}
+
+func nodeOf(n corev1.Node) Node {
+	out := Node{Name: n.Name}
+	for k := range n.Labels {
+		if role, ok := strings.CutPrefix(k, nodeRolePrefix); ok && role != "" {
+			out.Roles = append(out.Roles, role)
+		}
+	}
+	sort.Strings(out.Roles)
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			out.Addresses = append(out.Addresses, a.Address)
+		}
+	}
+	return out
+}
+
+// installConfigMachineNetworks reads networking.machineNetwork from the install-config the
+// installer leaves in kube-system/cluster-config-v1. Absent (hosted control planes, or a user
+// without access): nil, and the caller falls back to node addresses.
+func installConfigMachineNetworks(ctx context.Context, kube kubernetes.Interface) ([]string, error) {
+	cm, err := kube.CoreV1().ConfigMaps("kube-system").Get(ctx, "cluster-config-v1", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read kube-system/cluster-config-v1: %w", err)
+	}
+	raw, ok := cm.Data["install-config"]
+	if !ok {
+		return nil, nil
+	}
+	var ic struct {
+		Networking struct {
+			MachineNetwork []struct {
+				CIDR string `json:"cidr"`
+			} `json:"machineNetwork"`
+		} `json:"networking"`
+	}
+	// Not strict: the install-config has many fields this suite has no use for.
+	if err := yaml.Unmarshal([]byte(raw), &ic); err != nil {
+		return nil, fmt.Errorf("kube-system/cluster-config-v1 key install-config is not YAML: %w", err)
+	}
+	var out []string
+	for _, mn := range ic.Networking.MachineNetwork {
+		out = append(out, mn.CIDR)
+	}
+	if err := checkCIDRs("install-config networking.machineNetwork", out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func checkCIDRs(what string, cidrs []string) error {
+	for _, c := range cidrs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return fmt.Errorf("%s holds %q, not a CIDR: %w", what, c, err)
+		}
+	}
+	return nil
+}
+
+// RolesSummary counts nodes per role, e.g. "control-plane=3 master=3 worker=3".
+func (f *Facts) RolesSummary() string {
+	counts := map[string]int{}
+	for _, n := range f.Nodes {
+		for _, r := range n.Roles {
+			counts[r]++
+		}
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, counts[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// String is a one-line description for progress output.
+func (f *Facts) String() string {
+	return fmt.Sprintf("OpenShift %s on %s, control plane %s, infrastructure %s, %s, cluster networks %s, service networks %s, machine networks %s (from %s), nodes: %s",
+		f.Version, f.Platform, f.ControlPlaneTopology, f.InfrastructureTopology, f.NetworkType,
+		strings.Join(f.ClusterNetworks, ","), strings.Join(f.ServiceNetworks, ","),
+		strings.Join(f.MachineNetworks, ","), f.MachineNetworkSource, f.RolesSummary())
+}

@@ -1,0 +1,97 @@
+package cluster
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	configv1 "github.com/openshift/api/config/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+func clusterConfig(version string, cluster []string) []runtime.Object {
+	var cn []configv1.ClusterNetworkEntry
+	for _, c := range cluster {
+		cn = append(cn, configv1.ClusterNetworkEntry{CIDR: c, HostPrefix: 23})
+	}
+	return []runtime.Object{
+		&configv1.ClusterVersion{ObjectMeta: metav1.ObjectMeta{Name: "version"}, Status: configv1.ClusterVersionStatus{
+			Desired: configv1.Release{Version: "4.21.2"},
+			History: []configv1.UpdateHistory{{State: configv1.PartialUpdate, Version: "4.21.2"}, {State: configv1.CompletedUpdate, Version: version}},
+		}},
+		&configv1.Infrastructure{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}, Status: configv1.InfrastructureStatus{
+			PlatformStatus:         &configv1.PlatformStatus{Type: configv1.AWSPlatformType},
+			ControlPlaneTopology:   configv1.HighlyAvailableTopologyMode,
+			InfrastructureTopology: configv1.HighlyAvailableTopologyMode,
+		}},
+		&configv1.Network{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}, Status: configv1.NetworkStatus{
+			ClusterNetwork: cn, ServiceNetwork: []string{"172.30.0.0/16"}, NetworkType: "OVNKubernetes",
+		}},
+		&configv1.Proxy{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}},
+	}
+}
+
+func node(name, ip string, roles ...string) *corev1.Node {
+	labels := map[string]string{"kubernetes.io/os": "linux"}
+	for _, r := range roles {
+		labels[nodeRolePrefix+r] = ""
+	}
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: ip}, {Type: corev1.NodeHostName, Address: name},
+	}}}
+}
+
+func TestReadFacts(t *testing.T) {
+	installConfig := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cluster-config-v1", Namespace: "kube-system"}, Data: map[string]string{
+		"install-config": "apiVersion: v1\nbaseDomain: example.test\nnetworking:\n  machineNetwork:\n  - cidr: 10.0.0.0/16\n  networkType: OVNKubernetes\nplatform:\n  aws:\n    region: us-east-1\n",
+	}}
+	f := newFakes(t, []runtime.Object{installConfig, node("m0", "10.0.1.10", "master", "control-plane"), node("w0", "10.0.2.10", "worker")}, clusterConfig("4.21.1", []string{"10.128.0.0/14"}))
+	facts, err := ReadFacts(context.Background(), f.conf, f.kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if facts.Version != "4.21.1" || facts.Minor != "4.21" || facts.Platform != "AWS" || facts.ControlPlaneTopology != "HighlyAvailable" ||
+		facts.NetworkType != "OVNKubernetes" || strings.Join(facts.ClusterNetworks, ",") != "10.128.0.0/14" ||
+		strings.Join(facts.ServiceNetworks, ",") != "172.30.0.0/16" || strings.Join(facts.MachineNetworks, ",") != "10.0.0.0/16" ||
+		facts.MachineNetworkSource != "install-config" || facts.HTTPSProxy {
+		t.Errorf("facts: %+v", facts)
+	}
+	if got := facts.RolesSummary(); got != "control-plane=1 master=1 worker=1" {
+		t.Errorf("roles %q", got)
+	}
+	if len(facts.Nodes) != 2 || facts.Nodes[0].Name != "m0" || facts.Nodes[0].Addresses[0] != "10.0.1.10" {
+		t.Errorf("nodes %+v", facts.Nodes)
+	}
+}
+
+// Hosted control planes have no install-config: the node addresses stand in.
+func TestReadFactsMachineNetworkFromNodes(t *testing.T) {
+	f := newFakes(t, []runtime.Object{node("w0", "10.0.2.10", "worker")}, clusterConfig("4.21.1", []string{"10.128.0.0/14"}))
+	facts, err := ReadFacts(context.Background(), f.conf, f.kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if facts.MachineNetworkSource != "node addresses" || strings.Join(facts.MachineNetworks, ",") != "10.0.2.10/32" {
+		t.Errorf("machine networks %v from %s", facts.MachineNetworks, facts.MachineNetworkSource)
+	}
+}
+
+func TestReadFactsErrors(t *testing.T) {
+	ctx := context.Background()
+	f := newFakes(t, nil, nil)
+	if _, err := ReadFacts(ctx, f.conf, f.kube); err == nil || !strings.Contains(err.Error(), "ClusterVersion") {
+		t.Errorf("no ClusterVersion: %v", err)
+	}
+	f = newFakes(t, nil, clusterConfig("4.21.1", []string{"10.128.0.0/33"}))
+	if _, err := ReadFacts(ctx, f.conf, f.kube); err == nil || !strings.Contains(err.Error(), "10.128.0.0/33") {
+		t.Errorf("bad CIDR: %v", err)
+	}
+	objs := clusterConfig("4.21.1", []string{"10.128.0.0/14"})
+	objs[0].(*configv1.ClusterVersion).Status = configv1.ClusterVersionStatus{}
+	f = newFakes(t, nil, objs)
+	if _, err := ReadFacts(ctx, f.conf, f.kube); err == nil || !strings.Contains(err.Error(), "not finished installing") {
+		t.Errorf("no version: %v", err)
+	}
+}

@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openshift/egress-tests-ext/internal/lokitest"
+	"github.com/openshift/egress-tests-ext/pkg/baseline"
+	"github.com/openshift/egress-tests-ext/pkg/cluster"
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+)
+
+// generatedFacts describe the cluster lokitest.Generate simulates.
+func generatedFacts(t *testing.T) *cluster.Facts {
+	f := &cluster.Facts{
+		Version: "4.21.3", Minor: "4.21", Platform: "AWS", ControlPlaneTopology: "HighlyAvailable",
+		ClusterNetworks: []string{"10.128.0.0/14"}, ServiceNetworks: []string{"172.30.0.0/16"}, MachineNetworks: []string{"10.0.0.0/16"},
+	}
+	for i := range 6 {
+		role := "worker"
+		if i < 3 {
+			role = "master"
+		}
+		f.Nodes = append(f.Nodes, cluster.Node{Name: fmt.Sprintf("ip-10-0-0-%d.ec2.internal", 10+i), Roles: []string{role}})
+	}
+	files, err := baseline.Select(filepath.Join("testdata", "baseline"), f.Version, f.Platform, f.ControlPlaneTopology)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.BaselineFiles = files
+	return f
+}
+
+// canaryEntry turns a generated pod SYN flow to 198.51.100.10:443 into the canary's flow.
+func canaryEntry(t *testing.T, gen []lokitest.Generated, from, to time.Time) (lokitest.Entry, string) {
+	for _, g := range gen {
+		tr := g.Truth
+		if g.Time.Before(from) || !g.Time.Before(to) || !g.Egress || tr.SrcType != "Pod" || !tr.HasSYN() || tr.DstPort != 443 || g.Labels["SrcK8S_OwnerName"] == "" {
+			continue
+		}
+		var line map[string]any
+		if err := json.Unmarshal(g.Line, &line); err != nil {
+			t.Fatal(err)
+		}
+		line["SrcK8S_Name"] = cluster.CanaryName + "-x7k2p"
+		line["SrcK8S_OwnerType"] = "Job"
+		data, _ := json.Marshal(line)
+		labels := map[string]string{}
+		for k, v := range g.Labels {
+			labels[k] = v
+		}
+		labels["SrcK8S_Namespace"] = cluster.SuiteNamespace
+		labels["SrcK8S_OwnerName"] = cluster.CanaryName
+		labels["K8S_FlowLayer"] = "app"
+		return lokitest.Entry{Labels: labels, Time: g.Time, Line: data}, tr.DstAddr
+	}
+	t.Fatal("the generator made no pod SYN flow to port 443")
+	return lokitest.Entry{}, ""
+}
+
+func TestRunPipelineOnRealLoki(t *testing.T) {
+	srv := lokitest.Start(t, lokitest.Limits{})
+	now := time.Now().UTC()
+	from, end := now.Add(-20*time.Minute), now.Add(-5*time.Minute)
+	gen := lokitest.Generate(lokitest.GenConfig{Records: 4000, From: from, To: now.Add(-time.Minute), Seed: 7, Namespaces: 5})
+	canary, canaryAddr := canaryEntry(t, gen, from, end)
+	entries := []lokitest.Entry{canary}
+	for _, g := range gen {
+		entries = append(entries, g.Entry)
+	}
+	ctx := context.Background()
+	if err := srv.Push(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	facts := generatedFacts(t)
+	conn := &cluster.LokiConn{URL: srv.URL, Tenant: srv.Tenant, Describe: "test Loki"}
+	win := Window{Start: from, End: end, Canary: &cluster.CanaryResult{Addresses: []string{canaryAddr}, Start: from, End: end}}
+	// quay.io resolves to its address over the whole window; registry.redhat.io's answer
+	// starts inside it, so its flows are pulled one by one and named only from then on.
+	mid := from.Add(7 * time.Minute)
+	win.Resolutions = []cluster.Resolution{
+		{Address: netip.MustParseAddr("198.51.100.10"), Host: "quay.io", From: from, To: end},
+		{Address: netip.MustParseAddr("198.51.100.12"), Host: "registry.redhat.io", From: mid, To: end},
+	}
+	if got := rawAddrs(win); len(got) != 1 || got[0] != "198.51.100.12" {
+		t.Fatalf("raw addresses %v", got)
+	}
+
+	out, err := runPipeline(ctx, facts, conn, win)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.CanaryFlows) == 0 || out.SuiteFlows == 0 {
+		t.Fatalf("canary not found: %+v", out.CanaryFlows)
+	}
+	for _, e := range out.Matrix.Entries {
+		if e.SrcNamespace == cluster.SuiteNamespace {
+			t.Errorf("the suite's own flow is in the matrix: %+v", e)
+		}
+	}
+	if len(out.Diff.Matched) == 0 || len(out.Diff.Undocumented) == 0 {
+		t.Fatalf("want both documented and undocumented flows, got %d matched, %d undocumented", len(out.Diff.Matched), len(out.Diff.Undocumented))
+	}
+	named := false
+	for _, m := range out.Diff.Matched {
+		named = named || m.Observed.DstName == "quay.io"
+	}
+	if !named {
+		t.Errorf("no flow named quay.io through the resolver's answers: %+v", out.Diff.Matched)
+	}
+	// Flows to 198.51.100.12 are named registry.redhat.io only from when it resolved.
+	var namedAfter, unnamedBefore int
+	for _, e := range out.Matrix.Entries {
+		if e.DstAddress != "198.51.100.12" {
+			continue
+		}
+		if e.DstName == "registry.redhat.io" {
+			namedAfter++
+		} else if e.FirstSeen.Before(mid) {
+			unnamedBefore++
+		}
+		if e.DstName == "registry.redhat.io" && e.FirstSeen.Before(mid) {
+			t.Errorf("named before its resolution: %+v", e)
+		}
+		if e.DstName == "198.51.100.12" && !e.FirstSeen.Before(mid) {
+			t.Errorf("unnamed after its resolution: %+v", e)
+		}
+	}
+	if namedAfter == 0 || unnamedBefore == 0 {
+		t.Errorf("want flows to 198.51.100.12 both before (unnamed: %d) and after (named: %d) its resolution", unnamedBefore, namedAfter)
+	}
+
+	dir := t.TempDir()
+	if err := writeArtifacts(dir, filepath.Join("testdata", "baseline"), out); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"flows.json", "names.json", "matrix.json", "matrix.csv", "matrix.md", "diff.txt", "diff.json", "baseline-update/4.21/common.yaml", "baseline-update/added.json"} {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("artifact %s: %v", f, err)
+		}
+	}
+	update, err := baseline.Load(filepath.Join(dir, "baseline-update", "4.21", "common.yaml"))
+	if err != nil {
+		t.Fatalf("the proposed update does not load: %v", err)
+	}
+	if len(update.Entries) <= 2 {
+		t.Errorf("the proposed update adds nothing: %d entries", len(update.Entries))
+	}
+	if orig, _ := os.ReadFile(filepath.Join("testdata", "baseline", "4.21", "common.yaml")); strings.Count(string(orig), "component:") != 2 {
+		t.Error("the proposed update changed the source baseline")
+	}
+
+	msg := failureMessage(out, dir)
+	t.Log(msg)
+	for _, want := range []string{"UNDOCUMENTED EGRESS", "SOURCE", "DESTINATION", "FIRST SEEN", "baseline-update", "egress flow(s) leave the cluster"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("failure message lacks %q:\n%s", want, msg)
+		}
+	}
+
+	// Without the canary's flow the pipeline is broken, whatever the diff says.
+	win.Canary = &cluster.CanaryResult{Addresses: []string{"192.0.2.200"}, Start: from, End: end}
+	if _, err := runPipeline(ctx, facts, conn, win); err == nil || !strings.Contains(err.Error(), "pipeline is broken") {
+		t.Errorf("missing canary flow: %v", err)
+	}
+}
+
+func TestIsCanaryFlow(t *testing.T) {
+	c := &cluster.CanaryResult{Addresses: []string{"203.0.113.5"}}
+	cases := []struct {
+		r    flow.Record
+		want bool
+	}{
+		{flow.Record{SrcOwnerName: cluster.CanaryName, DstAddr: "203.0.113.5"}, true},
+		{flow.Record{SrcOwnerName: cluster.CanaryName, DstAddr: "172.30.0.1", XlatDstAddr: "203.0.113.5"}, true},
+		{flow.Record{SrcOwnerName: cluster.ResolverName, DstAddr: "203.0.113.5"}, false},
+		{flow.Record{SrcOwnerName: cluster.CanaryName, DstAddr: "203.0.113.6"}, false},
+	}
+	for _, tc := range cases {
+		if got := isCanaryFlow(tc.r, c); got != tc.want {
+			t.Errorf("%+v: %v", tc.r, got)
+		}
+	}
+}
+
+func TestEmbeddedBaselineExtracts(t *testing.T) {
+	dir, cleanup, err := baselineDir(&cluster.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	files, err := baseline.Select(dir, "4.21.0", "AWS", "HighlyAvailable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := baseline.Load(files...); err != nil {
+		t.Fatalf("the embedded baseline does not load: %v", err)
+	}
+	if d, _, _ := baselineDir(&cluster.Config{BaselineDir: "/x"}); d != "/x" {
+		t.Errorf("EGRESS_BASELINE_DIR ignored: %s", d)
+	}
+}
