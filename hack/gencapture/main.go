@@ -106,11 +106,10 @@ func main() {
 }
 
 func (g *gen) scenario() {
-	w0, w1, w2 := nodes[3], nodes[4], nodes[5]
+	w0, w1 := nodes[3], nodes[4]
 	m0 := nodes[0]
 	telemeter := pod{"openshift-monitoring", "telemeter-client", "Deployment", "telemeter-client-6c9f7d5b8-x2lqp", "10.131.0.15", w1, false}
 	insights := pod{"openshift-insights", "insights-operator", "Deployment", "insights-operator-7d8b9c6f4-k5mnw", "10.130.0.22", m0, false}
-	gathering := pod{"openshift-insights", "periodic-gathering-29384760", "Job", "periodic-gathering-29384760-qz8vd", "10.129.2.41", w2, false}
 	cvo := pod{"openshift-cluster-version", "cluster-version-operator", "Deployment", "cluster-version-operator-5d9c8b7f6-2hqxj", m0.ip, m0, true}
 	mapi := pod{"openshift-machine-api", "machine-api-controllers", "Deployment", "machine-api-controllers-84f6d9c7b-vwz6p", "10.130.0.31", m0, false}
 	ingressOp := pod{"openshift-ingress-operator", "ingress-operator", "Deployment", "ingress-operator-6b7c5d9f8-rj4t2", "10.129.0.17", nodes[1], false}
@@ -121,7 +120,7 @@ func (g *gen) scenario() {
 	prom := pod{"openshift-monitoring", "prometheus-k8s", "StatefulSet", "prometheus-k8s-0", "10.131.0.20", w1, false}
 	dnsPods := map[string]pod{}
 	for i, n := range nodes {
-		dnsPods[n.name] = pod{"openshift-dns", "dns-default", "DaemonSet", fmt.Sprintf("dns-default-%c9x4k", 'a'+i), fmt.Sprintf("10.12%d.0.5", 8+i%4), n, false}
+		dnsPods[n.name] = pod{"openshift-dns", "dns-default", "DaemonSet", fmt.Sprintf("dns-default-%c9x4k", 'a'+i), fmt.Sprintf("10.%d.0.5", 128+i%4), n, false}
 	}
 
 	// CRI-O image pulls from every node: bursts of parallel TCP 443 connections to the
@@ -156,7 +155,6 @@ func (g *gen) scenario() {
 	for t := windowStart.Add(3 * time.Minute); t.Before(windowEnd); t = t.Add(10 * time.Minute) {
 		g.tcp(podSource(insights), consoleRH, 443, t, 3*time.Second, 400_000)
 	}
-	g.tcp(podSource(gathering), consoleRH, 443, windowStart.Add(17*time.Minute), 40*time.Second, 2_500_000)
 	// machine-api keeps one long-lived connection to EC2: its SYN was before the window, so
 	// only the well-known-port rule can place it. The 2nd half opens a new one.
 	g.tcpLong(podSource(mapi), ec2, 443, windowStart.Add(-20*time.Minute), 35*time.Minute, false)
@@ -273,8 +271,41 @@ func (g *gen) emit(src source, dstAddr string, dstLabels, dstFields record, spor
 		rec["XlatDstAddr"] = dstAddr
 		rec["XlatDstPort"] = dport
 		rec["Interfaces"] = []string{"ovn-k8s-mp0", "br-ex"}
+		if dstFields == nil {
+			// The same connection after the SNAT, leaving br-ex from the node's address: the
+			// agent records it again as a node flow (the matrix must fold it into the pod).
+			g.records = append(g.records, snatLeg(rec, src.node))
+		}
 	}
 	g.records = append(g.records, rec)
+}
+
+// snatLeg is the node-side record of a pod egress record after OVN's SNAT to node n.
+func snatLeg(podRec record, n node) record {
+	leg := record{}
+	for k, v := range podRec {
+		leg[k] = v
+	}
+	for _, k := range []string{"SrcK8S_Namespace", "SrcK8S_OwnerName", "SrcK8S_Type", "SrcK8S_Name", "SrcK8S_OwnerType",
+		"SrcK8S_HostIP", "SrcK8S_HostName", "SrcSubnetLabel", "XlatSrcAddr", "XlatSrcPort", "XlatDstAddr", "XlatDstPort"} {
+		delete(leg, k)
+	}
+	ns := nodeSource(n)
+	for _, m := range []record{ns.labels, ns.fields} {
+		for k, v := range m {
+			if v != "" {
+				leg[k] = v
+			}
+		}
+	}
+	leg["SrcAddr"] = n.ip
+	leg["SrcPort"] = podRec["XlatSrcPort"]
+	leg["SrcMac"] = "02:5e:0a:00:00:01"
+	leg["Interfaces"] = []string{"br-ex", "ens5"}
+	leg["IfDirections"] = []int{1, 1}
+	leg["FlowDirection"] = "1"
+	leg["K8S_FlowLayer"] = layer("")
+	return leg
 }
 
 // tcp emits one short connection: client → server records (the first carries the SYN) and

@@ -15,6 +15,14 @@ const (
 // Source kinds that are not Kubernetes owner kinds.
 const (
 	KindNode = "Node"
+	// KindStaticPod is a static (mirror) pod: its workload is the pod name without the
+	// "-<node name>" suffix, so the same static pod on every node is one source.
+	KindStaticPod = "StaticPod"
+	// KindCronJob is a Job created by a CronJob, folded to the CronJob's name.
+	KindCronJob = "CronJob"
+	// KindUnknown is an in-cluster source NetObserv could not attribute (a pod gone before
+	// enrichment); its workload is the source address so that it stays visible.
+	KindUnknown = "Unknown"
 )
 
 // Node roles a node or static-pod source folds to.
@@ -44,7 +52,7 @@ const (
 // Entry is one row of the egress matrix. JSON names are a contract other tools rely on.
 type Entry struct {
 	SrcNamespace string `json:"srcNamespace"`
-	SrcWorkload  string `json:"srcWorkload"` // owner name; node role for nodes and static pods
+	SrcWorkload  string `json:"srcWorkload"` // owner name; static pod name without node suffix; node role for nodes
 	SrcKind      string `json:"srcKind"`     // owner kind, or "Node"
 
 	DstName        string   `json:"dstName"`    // hostname, subnet label or IP
@@ -61,6 +69,12 @@ type Entry struct {
 	Bytes     int64     `json:"bytes"`
 	FirstSeen time.Time `json:"firstSeen"`
 	LastSeen  time.Time `json:"lastSeen"`
+
+	// Translated, on a Node entry, counts the node-side records of this same key that were
+	// pod connections after OVN's SNAT (PacketTranslation matched them to pod records) and
+	// were folded into those pods' entries instead: they are not in Flows, and Flows is what
+	// no pod record explains. 0 elsewhere.
+	Translated int64 `json:"translated,omitempty"`
 }
 
 // Matrix is the observed egress matrix plus an account of every record that did not become
@@ -68,9 +82,59 @@ type Entry struct {
 type Matrix struct {
 	Entries []Entry `json:"entries"`
 	Stats   Stats   `json:"stats"`
+
+	// Undecided lists the egress flows whose server port could not be decided, most flows
+	// first, at most MaxUndecided of them; UndecidedDistinct says how many there were.
+	Undecided         []Undecided `json:"undecided,omitempty"`
+	UndecidedDistinct int         `json:"undecidedDistinct,omitempty"`
+	// DNSQueries lists, per source, the names its DNS flows asked for (NetObserv DnsName).
+	// They are evidence for the reader, never a name for an IP: NetObserv does not record
+	// DNS answers.
+	DNSQueries []DNSQueries `json:"dnsQueries,omitempty"`
+	// DecodeErrors are the first undecodable records reported by the decoder.
+	DecodeErrors []string `json:"decodeErrors,omitempty"`
+	// PacketTranslation says whether any record carried NetObserv's translated addresses
+	// (feature PacketTranslation). Without them the node-side (SNAT'd) legs of pod egress
+	// cannot be told from the node's own connections, so Node entries may include pod
+	// traffic: a report should say so.
+	PacketTranslation bool `json:"packetTranslation,omitempty"`
 }
 
-// Stats accounts for every record given to the builder.
+// MaxUndecided bounds Matrix.Undecided.
+const MaxUndecided = 100
+
+// Undecided is one group of egress flows (same source, destination and both ports) whose
+// server port could not be decided.
+type Undecided struct {
+	SrcNamespace string `json:"srcNamespace"`
+	SrcWorkload  string `json:"srcWorkload"`
+	SrcKind      string `json:"srcKind"`
+	DstName      string `json:"dstName"`
+	DstAddress   string `json:"dstAddress"`
+	Protocol     string `json:"protocol"`
+	SrcPort      int    `json:"srcPort"`
+	DstPort      int    `json:"dstPort"`
+	Flows        int64  `json:"flows"`
+	Reason       string `json:"reason"`
+}
+
+// DNSQueries is the DNS evidence of one source.
+type DNSQueries struct {
+	SrcNamespace string     `json:"srcNamespace"`
+	SrcWorkload  string     `json:"srcWorkload"`
+	SrcKind      string     `json:"srcKind"`
+	Names        []DNSCount `json:"names"`
+}
+
+// DNSCount is one queried name and how many DNS flows asked for it, counted on the sending
+// node (0 when only the receiving node's copy was seen).
+type DNSCount struct {
+	Name  string `json:"name"`
+	Flows int64  `json:"flows"`
+}
+
+// Stats accounts for every record given to the builder: Records = Egress + NotEgress +
+// Responses + Undecided + DNSNamedOnly + Duplicates + Translated.
 type Stats struct {
 	Records      int64 `json:"records"`      // flow records seen (sum of Count)
 	Egress       int64 `json:"egress"`       // kept as egress
@@ -79,4 +143,16 @@ type Stats struct {
 	Undecided    int64 `json:"undecided"`    // egress whose server port could not be decided
 	Undecodable  int64 `json:"undecodable"`  // lines that could not be decoded
 	DNSNamedOnly int64 `json:"dnsNamedOnly"` // DNS flows used only as naming evidence
+	Duplicates   int64 `json:"duplicates"`   // records NetObserv marked Duplicate (counted once elsewhere)
+	// Translated counts node-side egress records that are a pod's connection after OVN's
+	// SNAT (matched through the pod record's translated address and port): the connection
+	// is the pod's entry, counted there once.
+	Translated int64 `json:"translated,omitempty"`
+
+	// Sampled counts records (of any bucket) taken with Sampling > 1: the agent skipped
+	// packets, so flows may be missing. Not a bucket; a run with Sampled > 0 cannot prove
+	// that no undocumented flow happened.
+	Sampled int64 `json:"sampled"`
+	// SamplingMax is the highest sampling rate seen (1:SamplingMax); 0 when no record said.
+	SamplingMax int `json:"samplingMax,omitempty"`
 }

@@ -1,0 +1,248 @@
+// Command demo runs the whole egress pipeline on this machine, without a cluster: it starts a
+// real Loki on 127.0.0.1, loads the recorded capture in testdata/demo into it, and drives the
+// egress-tests-ext binary as CI would (collect from Loki, diff against baseline/, propose a
+// baseline update), then prints the report and where the artifacts are.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/openshift/egress-tests-ext/internal/lokitest"
+)
+
+// The recorded cluster: what the e2e spec would read from ClusterVersion, Infrastructure,
+// Network and the nodes. It must match hack/gencapture.
+var (
+	from, to        = "2026-11-02T10:00:00Z", "2026-11-02T10:30:00Z"
+	version         = "4.21.3"
+	platform        = "AWS"
+	topology        = "HighlyAvailable"
+	clusterNetworks = "10.128.0.0/14,172.30.0.0/16,10.0.0.0/16"
+	nodeRoles       = []string{
+		"ip-10-0-1-10.ec2.internal=control-plane", "ip-10-0-1-11.ec2.internal=control-plane",
+		"ip-10-0-1-12.ec2.internal=control-plane", "ip-10-0-2-20.ec2.internal=worker",
+		"ip-10-0-2-21.ec2.internal=worker", "ip-10-0-2-22.ec2.internal=worker",
+	}
+)
+
+func main() {
+	loki := flag.String("loki", "bin/loki", "Loki server binary (make loki)")
+	bin := flag.String("bin", "bin/egress-tests-ext", "egress-tests-ext binary (make build)")
+	capture := flag.String("capture", "testdata/demo", "directory holding capture.json and names.json")
+	flag.Parse()
+	if err := run(*loki, *bin, *capture); err != nil {
+		fmt.Fprintf(os.Stderr, "\ndemo: FAILED: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func artifactDir() (string, error) {
+	for _, env := range []string{"EXTENSION_ARTIFACT_DIR", "ARTIFACT_DIR"} {
+		if d := os.Getenv(env); d != "" {
+			return filepath.Join(d, "egress-demo"), nil
+		}
+	}
+	return filepath.Abs(filepath.Join("_output", "demo"))
+}
+
+func run(lokiBin, bin, capture string) error {
+	fmt.Printf(`egress-tests-ext demo
+=====================
+This runs on a RECORDING, not on your cluster: %s/capture.json holds 30 minutes of
+NetObserv flow records of an AWS HighlyAvailable OpenShift 4.21 cluster, composed by
+hack/gencapture in NetObserv's real record format (it is synthetic). Everything after
+that is real: a Loki server on 127.0.0.1, the LogQL queries, the matrix, the baseline diff.
+
+`, capture)
+	out, err := artifactDir()
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(out); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	entries, err := readCapture(filepath.Join(capture, "capture.json"))
+	if err != nil {
+		return err
+	}
+
+	dataDir, err := os.MkdirTemp("", "egress-demo-loki-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dataDir)
+	// LokiStack's default query limits, so the demo meets the limits a cluster has.
+	srv, err := lokitest.StartBinary(lokiBin, dataDir, lokitest.LokiStackLimits)
+	if err != nil {
+		return fmt.Errorf("starting Loki (%s): %w; run `make loki`", lokiBin, err)
+	}
+	defer func() {
+		if err := srv.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "demo: stopping Loki: %v\n", err)
+		}
+	}()
+	fmt.Printf("1. Loki %s is up (tenant %s, data in %s)\n", srv.URL, srv.Tenant, dataDir)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := srv.Push(ctx, entries); err != nil {
+		return fmt.Errorf("loading the recording into Loki: %w", err)
+	}
+	fmt.Printf("2. loaded %d recorded flow records (window %s – %s)\n", len(entries), from, to)
+
+	naming := []string{"--names", filepath.Join(capture, "names.json"), "--cluster-network", clusterNetworks}
+	for _, r := range nodeRoles {
+		naming = append(naming, "--node-role", r)
+	}
+	matrixJSON := filepath.Join(out, "matrix.json")
+	flows := filepath.Join(out, "flows.jsonl")
+	// The recording is complete once pushed, so there is no late ingestion to wait for.
+	collect := append([]string{"matrix", "collect", "--loki-url", srv.URL, "--tenant", srv.Tenant,
+		"--from", from, "--to", to, "--ingest-wait", "0", "-o", "json", "--save-flows", flows}, naming...)
+	stdout, code, err := runBin(bin, collect, true)
+	if err != nil || code != 0 {
+		return fmt.Errorf("matrix collect exited %d: %v", code, err)
+	}
+	if err := os.WriteFile(matrixJSON, stdout, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("3. collected the egress matrix from Loki → %s\n\n", matrixJSON)
+
+	// The matrix as a table, replayed offline from the saved flows (what `--save-flows` is for).
+	md, code, err := runBin(bin, append([]string{"matrix", "build", "--flows", flows, "-o", "markdown"}, naming...), true)
+	if err != nil || code != 0 {
+		return fmt.Errorf("matrix build exited %d: %v", code, err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "matrix.md"), md, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("OBSERVED EGRESS MATRIX\n%s\n", md)
+
+	selectFlags := []string{"--baseline", "baseline", "--version", version, "--platform", platform, "--topology", topology}
+	report, code, err := runBin(bin, append([]string{"matrix", "diff", "--matrix", matrixJSON}, selectFlags...), false)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("DIFF AGAINST baseline/ (exit code %d)\n%s\n", code, report)
+	if err := os.WriteFile(filepath.Join(out, "diff.txt"), report, 0o644); err != nil {
+		return err
+	}
+	diffJSON, _, err := runBin(bin, append([]string{"matrix", "diff", "--matrix", matrixJSON, "-o", "json"}, selectFlags...), false)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(out, "diff.json"), diffJSON, 0o644); err != nil {
+		return err
+	}
+	var diff struct {
+		Undocumented []json.RawMessage `json:"undocumented"`
+	}
+	if err := json.Unmarshal(diffJSON, &diff); err != nil {
+		return fmt.Errorf("matrix diff -o json: %w", err)
+	}
+
+	// The ready-to-commit update: the baseline file with the undocumented entries appended.
+	proposed := filepath.Join(out, "proposed-common.yaml")
+	orig, err := os.ReadFile("baseline/4.21/common.yaml")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(proposed, orig, 0o644); err != nil {
+		return err
+	}
+	if _, code, err := runBin(bin, []string{"baseline", "update", "--baseline", proposed, "--matrix", matrixJSON}, true); err != nil || code != 0 {
+		return fmt.Errorf("baseline update exited %d: %v", code, err)
+	}
+	patch, _ := exec.Command("diff", "-u", "--label", "baseline/4.21/common.yaml", "--label", "proposed", "baseline/4.21/common.yaml", proposed).Output()
+	if err := os.WriteFile(filepath.Join(out, "proposed-common.diff"), patch, 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("PROPOSED BASELINE UPDATE (%s)\n%s\n", filepath.Join(out, "proposed-common.diff"), patch)
+
+	fmt.Printf("ARTIFACTS in %s\n", out)
+	names, _ := os.ReadDir(out)
+	for _, n := range names {
+		fmt.Printf("  %s\n", n.Name())
+	}
+	// The recording holds exactly one undocumented connection, so the diff must say so:
+	// anything else means the pipeline is broken.
+	if code != 1 || len(diff.Undocumented) != 1 {
+		return fmt.Errorf("the recording holds exactly 1 undocumented connection; matrix diff exited %d with %d undocumented", code, len(diff.Undocumented))
+	}
+	fmt.Println("\ndemo: as expected, matrix diff exited 1 with the one undocumented connection of the recording")
+	return nil
+}
+
+// runBin runs the extension binary; with mustSucceed a non-zero exit is returned as err.
+func runBin(bin string, args []string, mustSucceed bool) ([]byte, int, error) {
+	cmd := exec.Command(bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := cmd.ProcessState.ExitCode()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return nil, code, fmt.Errorf("running %s: %w", bin, err)
+	}
+	if stderr.Len() > 0 {
+		os.Stderr.Write(indent(stderr.Bytes()))
+	}
+	if mustSucceed && code != 0 {
+		return stdout.Bytes(), code, fmt.Errorf("%s %s: exit %d", bin, strings.Join(args[:2], " "), code)
+	}
+	return stdout.Bytes(), code, nil
+}
+
+func indent(b []byte) []byte {
+	return []byte("   | " + strings.ReplaceAll(strings.TrimRight(string(b), "\n"), "\n", "\n   | ") + "\n")
+}
+
+// readCapture turns a Loki query_range answer back into push entries.
+func readCapture(path string) ([]lokitest.Entry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the recording: %w", err)
+	}
+	var answer struct {
+		Data struct {
+			ResultType string `json:"resultType"`
+			Result     []struct {
+				Stream map[string]string `json:"stream"`
+				Values [][2]string       `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(data, &answer); err != nil {
+		return nil, fmt.Errorf("%s is not a Loki query_range answer: %w", path, err)
+	}
+	if answer.Data.ResultType != "streams" {
+		return nil, fmt.Errorf("%s: resultType %q, want streams", path, answer.Data.ResultType)
+	}
+	var entries []lokitest.Entry
+	for i, s := range answer.Data.Result {
+		for j, v := range s.Values {
+			ns, err := strconv.ParseInt(v[0], 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: data.result[%d].values[%d]: timestamp %q: %w", path, i, j, v[0], err)
+			}
+			entries = append(entries, lokitest.Entry{Labels: s.Stream, Time: time.Unix(0, ns), Line: []byte(v[1])})
+		}
+	}
+	if len(entries) == 0 {
+		return nil, fmt.Errorf("%s holds no flow records", path)
+	}
+	return entries, nil
+}

@@ -1,0 +1,718 @@
+package matrix
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+)
+
+// DefaultUDPManySources is Options.UDPManySources when left zero.
+const DefaultUDPManySources = 3
+
+// dynamicPortMin is where the dynamic (client) port ranges start: Linux picks client ports
+// from 32768-60999 by default, IANA reserves 49152-65535. The UDP lower-port rule only
+// trusts a port below it against one at or above it.
+const dynamicPortMin = 32768
+
+// Options tune how records become entries.
+type Options struct {
+	// ClusterNetworks are the pod, service and machine CIDRs: an address inside is not egress.
+	ClusterNetworks []netip.Prefix
+	// NodeRoles maps a node name to its role (RoleControlPlane, RoleWorker, or another role
+	// name such as "infra"; "master" is read as control-plane). A node missing here folds to
+	// RoleUnknown.
+	NodeRoles map[string]string
+	// Ports says which ports are server ports.
+	Ports flow.PortPolicy
+	// Names names destination IPs by hostname; nil names none.
+	Names *Names
+	// UDPManySources: a UDP destination port seen from at least this many distinct source
+	// ports of one source is a server port. 0 means DefaultUDPManySources.
+	UDPManySources int
+}
+
+// srcID identifies a source in the matrix.
+type srcID struct{ ns, kind, workload string }
+
+// dstID identifies a destination in the matrix.
+type dstID struct{ name, namedBy string }
+
+type entryKey struct {
+	src   srcID
+	dst   dstID
+	proto string
+	port  int
+}
+
+// agg is an entry being accumulated.
+type agg struct {
+	e      Entry
+	addrs  map[netip.Addr]struct{}
+	labels map[string]struct{}
+	rank   int // strength of PortEvidence, see evidenceRank
+}
+
+// evidenceRank orders port evidence from strongest; an entry keeps the strongest it saw.
+var evidenceRank = map[string]int{PortBySYN: 5, PortByWellKnown: 4, PortByLowerPort: 3, PortByManySources: 2, PortNone: 1}
+
+// pendKey groups egress records whose server port is not decided when they are added.
+type pendKey struct {
+	src              srcID
+	dst              dstID
+	proto            string
+	srcPort, dstPort int
+}
+
+type pending struct {
+	agg
+	reason string
+}
+
+// Builder folds records into a Matrix. It is not safe for concurrent use.
+//
+// The rules, in order (each record lands in exactly one Stats bucket):
+//
+//   - Duplicate records (NetObserv 1.6-1.7) → Duplicates.
+//   - Egress means: FlowDirection is not "0" (the copy entering the observing node; the
+//     sender's copy counts), the source is inside (SrcType Pod or Node, SrcSubnetLabel Pods or
+//     Machines, or SrcAddr in ClusterNetworks), and the destination is outside (no DstType, no
+//     subnet label or an "EXT:" one, not in ClusterNetworks, and routable: not multicast,
+//     broadcast, loopback or link-local except the cloud metadata 169.254.169.254).
+//     Anything else → NotEgress, or DNSNamedOnly for an in-cluster DNS query carrying DnsName.
+//   - Server port. TCP/SCTP: a pure SYN → DstPort (syn); SYN_ACK → response; a server DstPort
+//     with an ephemeral SrcPort → DstPort (well-known); the reverse → response; else held
+//     back and, in Matrix, joined to the entry of the same source, destination and DstPort
+//     when one exists, or left Undecided. UDP: a server DstPort (well-known) unless SrcPort is
+//     one too; two server ports or a registered port against a dynamic one (>= 32768): the
+//     lower side (lower-port), a response when the lower side is SrcPort; else held back and
+//     decided by many-sources (the DstPort reached from >= UDPManySources source ports) or
+//     left Undecided. ICMP/ICMPv6: port 0 (none). Responses → Responses, never an entry.
+//   - Source: pods → namespace, owner kind and name; a Job named "<cronjob>-<8+ digits>" →
+//     CronJob "<cronjob>"; a mirror pod (owner kind Node, or an openshift-* pod named
+//     "<name>-<its node>" that owns itself) → StaticPod "<name>"; nodes (host network,
+//     kubelet, CRI-O) → kind Node, no namespace, workload = the node's role.
+//   - Destination: the hostname Names resolved the address to during the flow, else an EXT:
+//     subnet label, else the IP. DNS flows only list what each source asked for (DNSQueries):
+//     NetObserv records no answers, so they never name an IP.
+//   - SNAT (OVN-Kubernetes): a pod's egress is recorded again after OVN SNATs it on br-ex
+//     (or on an EgressIP node), from the node or egress IP. Node-sourced egress records that
+//     are not responses are held until Matrix, since the pod record may come later. One
+//     whose (SrcAddr, SrcPort, DstAddr, DstPort, Proto) equals a pod egress record's
+//     translated (XlatSrcAddr, XlatSrcPort, XlatDstAddr or DstAddr, XlatDstPort or DstPort,
+//     Proto) is that pod's connection → Translated, never a node entry. Aggregates that lost
+//     the client port (Count > 1 or SrcPort flow.EphemeralPort) fold by counts per (address,
+//     destination, port, protocol): the pod records not matched exactly, translated to that
+//     address, explain as many node flows; the rest stay a node entry, with Entry.Translated
+//     saying how many were folded. Fail closed: a single node record no pod 5-tuple
+//     matches, a node record without SrcAddr, and the SNAT'd leg of a pod record that is
+//     not itself egress (e.g. to a Service DNAT'd outside) all stay node flows. Without
+//     PacketTranslation fields nothing folds (Matrix.PacketTranslation is false, and node
+//     entries may include pod traffic).
+//
+// Memory: besides one aggregate per entry and per undecided group, the builder holds one
+// small total per distinct node-sourced egress 5-tuple (about 380 bytes) and one counter
+// per distinct translated pod 5-tuple (about 115 bytes; both measured on 100,000 distinct
+// 5-tuples): it grows with the number of node and SNAT'd pod connections in the window,
+// not with their records; 100,000 node connections hold about 40 MB.
+//
+// Matrix.Check says whether the result can prove anything (sampling, empty window,
+// undecodable records): callers check it before diffing.
+type Builder struct {
+	opts      Options
+	stats     Stats
+	entries   map[entryKey]*agg
+	pending   map[pendKey]*pending
+	dns       map[srcID]map[string]int64
+	decodeErr []string
+
+	// SNAT folding (translate.go): node-side egress records held for Matrix, and what pod
+	// egress records became after SNAT.
+	legs     map[connKey][]legPart
+	podConns map[connKey]int64
+	podHosts map[hostKey]int64
+	xlat     bool // a record carried PacketTranslation fields
+}
+
+// NewBuilder returns an empty builder.
+func NewBuilder(opts Options) *Builder {
+	if opts.UDPManySources <= 0 {
+		opts.UDPManySources = DefaultUDPManySources
+	}
+	nets := make([]netip.Prefix, 0, len(opts.ClusterNetworks))
+	for _, p := range opts.ClusterNetworks {
+		if p.IsValid() {
+			nets = append(nets, p.Masked())
+		}
+	}
+	opts.ClusterNetworks = nets
+	return &Builder{
+		opts:     opts,
+		entries:  map[entryKey]*agg{},
+		pending:  map[pendKey]*pending{},
+		dns:      map[srcID]map[string]int64{},
+		legs:     map[connKey][]legPart{},
+		podConns: map[connKey]int64{},
+		podHosts: map[hostKey]int64{},
+	}
+}
+
+// Build folds records into a matrix in one call.
+func Build(records []flow.Record, opts Options) *Matrix {
+	b := NewBuilder(opts)
+	for i := range records {
+		b.Add(records[i])
+	}
+	return b.Matrix()
+}
+
+// AddDecodeStats accounts for the records the decoder could not read, so that the matrix
+// says how many are missing from it.
+func (b *Builder) AddDecodeStats(s flow.Stats) {
+	b.stats.Undecodable += s.Undecodable
+	for _, e := range s.Errors {
+		if len(b.decodeErr) < flow.MaxKeptErrors {
+			b.decodeErr = append(b.decodeErr, e.Error())
+		}
+	}
+}
+
+func (b *Builder) inCluster(a netip.Addr) bool {
+	for _, p := range b.opts.ClusterNetworks {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func parseAddr(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// Add folds one record (or server-side aggregate, Count > 1) into the matrix. Every record
+// ends in exactly one Stats bucket: Records = Egress + NotEgress + Responses + Undecided +
+// DNSNamedOnly + Duplicates + Translated. Node-sourced egress records get their bucket in
+// Matrix, where the pod records that may explain them are all known.
+func (b *Builder) Add(r flow.Record) {
+	n := r.Count
+	if n <= 0 {
+		n = 1
+	}
+	b.stats.Records += n
+	if r.Sampling > 1 {
+		b.stats.Sampled += n
+		b.stats.SamplingMax = max(b.stats.SamplingMax, r.Sampling)
+	}
+	if r.XlatSrcAddr != "" || r.XlatDstAddr != "" {
+		b.xlat = true
+	}
+	if r.Duplicate {
+		// NetObserv counted the same packets on another interface already.
+		b.stats.Duplicates += n
+		return
+	}
+	src, srcInside := b.source(&r)
+	// A DNS query (not the server's answer) from inside names what the source looked up.
+	dnsEvidence := srcInside && r.DNSName != "" && r.SrcPort != 53 && r.SrcPort != 5353
+	if dnsEvidence {
+		names := b.dns[src]
+		if names == nil {
+			names = map[string]int64{}
+			b.dns[src] = names
+		}
+		name := strings.ToLower(strings.TrimSuffix(r.DNSName, "."))
+		if r.FlowDirection != "0" {
+			names[name] += n
+		} else if _, seen := names[name]; !seen {
+			// The receiving node's copy of a query: name it, count it on the sender only.
+			names[name] = 0
+		}
+	}
+	dstAddr, dstOK := parseAddr(r.DstAddr)
+	egress := r.FlowDirection != "0" && srcInside && r.IsIP() && dstOK &&
+		r.DstType == "" && (r.DstSubnetLabel == "" || strings.HasPrefix(r.DstSubnetLabel, "EXT:")) &&
+		!b.inCluster(dstAddr) && routable(dstAddr)
+	if !egress {
+		if dnsEvidence {
+			b.stats.DNSNamedOnly += n
+		} else {
+			b.stats.NotEgress += n
+		}
+		return
+	}
+	dst := b.destination(&r, dstAddr)
+	proto, port, evidence, reason := b.serverPort(&r)
+	if evidence != "response" {
+		switch {
+		case src.kind == KindNode:
+			// Maybe a pod's connection after SNAT: decided in Matrix.
+			if b.holdNodeLeg(&r, n, src, dst, dstAddr, proto, port, evidence, reason) {
+				return
+			}
+		case r.XlatSrcAddr != "":
+			b.notePodXlat(&r, n, dstAddr)
+		}
+	}
+	switch {
+	case evidence == "response":
+		b.stats.Responses += n
+	case evidence == "":
+		k := pendKey{src: src, dst: dst, proto: proto, srcPort: r.SrcPort, dstPort: r.DstPort}
+		p := b.pending[k]
+		if p == nil {
+			p = &pending{reason: reason}
+			p.e = Entry{SrcNamespace: src.ns, SrcKind: src.kind, SrcWorkload: src.workload,
+				DstName: dst.name, DstNamedBy: dst.namedBy, Protocol: proto}
+			b.pending[k] = p
+		}
+		p.add(&r, n, dstAddr)
+	default:
+		b.stats.Egress += n
+		k := entryKey{src: src, dst: dst, proto: proto, port: port}
+		a := b.entries[k]
+		if a == nil {
+			a = &agg{e: Entry{SrcNamespace: src.ns, SrcKind: src.kind, SrcWorkload: src.workload,
+				DstName: dst.name, DstNamedBy: dst.namedBy, Protocol: proto, Port: port}}
+			b.entries[k] = a
+		}
+		a.evidence(evidence)
+		a.add(&r, n, dstAddr)
+	}
+}
+
+// cloudMetadata is the link-local address of the cloud metadata service: a real external
+// dependency of nodes, unlike the rest of 169.254.0.0/16 (OVN-Kubernetes masquerade IPs).
+var cloudMetadata = netip.MustParseAddr("169.254.169.254")
+
+// routable reports whether a destination can be outside the cluster at all: multicast,
+// broadcast, loopback and link-local addresses never leave the link they are sent on.
+func routable(a netip.Addr) bool {
+	switch {
+	case a == cloudMetadata:
+		return true
+	case a.IsMulticast(), a.IsLoopback(), a.IsUnspecified(), a.IsLinkLocalUnicast(), a.IsInterfaceLocalMulticast():
+		return false
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return false
+	}
+	return true
+}
+
+func (a *agg) evidence(ev string) {
+	if r := evidenceRank[ev]; r > a.rank {
+		a.rank, a.e.PortEvidence = r, ev
+	}
+}
+
+func (a *agg) add(r *flow.Record, n int64, dst netip.Addr) {
+	first, last := span(r)
+	a.addParts(n, r.Bytes, first, last, dst, r.DstSubnetLabel)
+}
+
+// addParts adds n flows of bytes seen from first to last (zero: unknown) to dst.
+func (a *agg) addParts(n, bytes int64, first, last time.Time, dst netip.Addr, label string) {
+	a.e.Flows += n
+	a.e.Bytes += bytes
+	if !first.IsZero() && (a.e.FirstSeen.IsZero() || first.Before(a.e.FirstSeen)) {
+		a.e.FirstSeen = first
+	}
+	if last.After(a.e.LastSeen) {
+		a.e.LastSeen = last
+	}
+	if a.addrs == nil {
+		a.addrs = map[netip.Addr]struct{}{}
+	}
+	a.addrs[dst] = struct{}{}
+	if label != "" {
+		if a.labels == nil {
+			a.labels = map[string]struct{}{}
+		}
+		a.labels[label] = struct{}{}
+	}
+}
+
+func (a *agg) merge(o *agg) {
+	a.e.Flows += o.e.Flows
+	a.e.Bytes += o.e.Bytes
+	if !o.e.FirstSeen.IsZero() && (a.e.FirstSeen.IsZero() || o.e.FirstSeen.Before(a.e.FirstSeen)) {
+		a.e.FirstSeen = o.e.FirstSeen
+	}
+	if o.e.LastSeen.After(a.e.LastSeen) {
+		a.e.LastSeen = o.e.LastSeen
+	}
+	if a.addrs == nil {
+		a.addrs = map[netip.Addr]struct{}{}
+	}
+	for k := range o.addrs {
+		a.addrs[k] = struct{}{}
+	}
+	for k := range o.labels {
+		if a.labels == nil {
+			a.labels = map[string]struct{}{}
+		}
+		a.labels[k] = struct{}{}
+	}
+}
+
+func (a *agg) clone() *agg {
+	c := &agg{e: a.e, rank: a.rank, addrs: make(map[netip.Addr]struct{}, len(a.addrs))}
+	for k := range a.addrs {
+		c.addrs[k] = struct{}{}
+	}
+	if a.labels != nil {
+		c.labels = make(map[string]struct{}, len(a.labels))
+		for k := range a.labels {
+			c.labels[k] = struct{}{}
+		}
+	}
+	return c
+}
+
+// entry finishes an aggregate: addresses sorted, the lowest shown, labels joined.
+func (a *agg) entry() Entry {
+	e := a.e
+	addrs := make([]netip.Addr, 0, len(a.addrs))
+	for k := range a.addrs {
+		addrs = append(addrs, k)
+	}
+	sort.Slice(addrs, func(i, j int) bool { return addrs[i].Less(addrs[j]) })
+	e.DstAddresses = make([]string, len(addrs))
+	for i, ad := range addrs {
+		e.DstAddresses[i] = ad.String()
+	}
+	if len(addrs) > 0 {
+		e.DstAddress = e.DstAddresses[0]
+	}
+	labels := make([]string, 0, len(a.labels))
+	for l := range a.labels {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	e.DstSubnetLabel = strings.Join(labels, ",")
+	return e
+}
+
+// cronJobSuffix is the "-<schedule time>" a CronJob appends to the Jobs it creates (minutes
+// since the epoch: 8 digits today).
+var cronJobSuffix = regexp.MustCompile(`^(.+)-[0-9]{8,}$`)
+
+// source names the record's source and says whether it is inside the cluster.
+func (b *Builder) source(r *flow.Record) (srcID, bool) {
+	addr, addrOK := parseAddr(r.SrcAddr)
+	inside := r.SrcType == "Pod" || r.SrcType == "Node" ||
+		r.SrcSubnetLabel == "Pods" || r.SrcSubnetLabel == "Machines" ||
+		(addrOK && b.inCluster(addr))
+	if !inside {
+		return srcID{}, false
+	}
+	switch {
+	case r.SrcType == "Node" || (r.SrcType == "" && r.SrcNamespace == "" && r.SrcOwnerType == "Node"):
+		// Host-network pods, kubelet, CRI-O, chronyd: all carry the node's IP.
+		return srcID{kind: KindNode, workload: b.role(r.SrcName, r.SrcOwnerName, r.SrcHostName)}, true
+	case r.SrcNamespace != "" || r.SrcType == "Pod":
+		return podSource(r), true
+	case r.SrcSubnetLabel == "Machines":
+		// A machine-network address NetObserv did not enrich: a node we were not told about.
+		return srcID{kind: KindNode, workload: b.role(r.SrcHostName)}, true
+	}
+	return srcID{kind: KindUnknown, workload: r.SrcAddr}, true
+}
+
+func podSource(r *flow.Record) srcID {
+	id := srcID{ns: r.SrcNamespace, kind: r.SrcOwnerType, workload: r.SrcOwnerName}
+	switch {
+	case id.kind == "Job":
+		if m := cronJobSuffix.FindStringSubmatch(id.workload); m != nil {
+			id.kind, id.workload = KindCronJob, m[1]
+		}
+	case id.kind == "Node":
+		// A mirror pod is owned by its node: the pod is named "<name>-<node>".
+		id.kind, id.workload = KindStaticPod, trimNodeSuffix(r.SrcName, r.SrcOwnerName, r.SrcHostName)
+	case (id.kind == "Pod" || id.kind == "") && strings.HasPrefix(r.SrcNamespace, "openshift-") &&
+		r.SrcHostName != "" && strings.HasSuffix(podName(r), "-"+r.SrcHostName):
+		// Older NetObserv reports a mirror pod as its own owner.
+		id.kind, id.workload = KindStaticPod, trimNodeSuffix(podName(r), r.SrcHostName)
+	}
+	if id.workload == "" {
+		id.workload = r.SrcName
+	}
+	if id.workload == "" {
+		id.workload = r.SrcAddr // never an empty, unmatchable workload
+	}
+	if id.kind == "" {
+		id.kind = "Pod"
+	}
+	return id
+}
+
+func podName(r *flow.Record) string {
+	if r.SrcName != "" {
+		return r.SrcName
+	}
+	return r.SrcOwnerName
+}
+
+func trimNodeSuffix(name string, nodes ...string) string {
+	for _, n := range nodes {
+		if n != "" && strings.HasSuffix(name, "-"+n) && len(name) > len(n)+1 {
+			return strings.TrimSuffix(name, "-"+n)
+		}
+	}
+	return name
+}
+
+// role returns the role of the first node name known to NodeRoles.
+func (b *Builder) role(names ...string) string {
+	for _, n := range names {
+		if n == "" {
+			continue
+		}
+		if r, ok := b.opts.NodeRoles[n]; ok {
+			switch strings.ToLower(r) {
+			case "master", RoleControlPlane:
+				return RoleControlPlane
+			case "":
+				return RoleUnknown
+			}
+			return r
+		}
+	}
+	return RoleUnknown
+}
+
+// destination names the destination: a hostname resolved in the cluster at the time of
+// the flow, else a NetObserv custom subnet label, else the IP.
+func (b *Builder) destination(r *flow.Record, addr netip.Addr) dstID {
+	if host, ok := b.opts.Names.LookupRange(addr, r.Start, r.End); ok {
+		return dstID{name: host, namedBy: NamedByHostname}
+	}
+	if strings.HasPrefix(r.DstSubnetLabel, "EXT:") {
+		return dstID{name: r.DstSubnetLabel, namedBy: NamedBySubnetLabel}
+	}
+	return dstID{name: addr.String(), namedBy: NamedByIP}
+}
+
+// protocolName maps an IANA protocol number to the matrix's protocol name.
+func protocolName(p int) (string, bool) {
+	switch p {
+	case flow.ProtoTCP:
+		return TCP, true
+	case flow.ProtoUDP:
+		return UDP, true
+	case flow.ProtoSCTP:
+		return SCTP, true
+	case flow.ProtoICMP, flow.ProtoICMPv6:
+		return ICMP, true
+	}
+	return "IP-" + strconv.Itoa(p), false
+}
+
+// serverPort decides the server port of an egress record. evidence is a PortBy* value,
+// "response" for a response leg, or "" when undecided for now (reason says why).
+func (b *Builder) serverPort(r *flow.Record) (proto string, port int, evidence, reason string) {
+	proto, ok := protocolName(r.Proto)
+	if !ok {
+		return proto, 0, "", fmt.Sprintf("IP protocol %d has no port model", r.Proto)
+	}
+	pol := b.opts.Ports
+	sp, dp := r.SrcPort, r.DstPort
+	switch proto {
+	case ICMP:
+		return proto, 0, PortNone, ""
+	case TCP, SCTP:
+		switch {
+		case r.Flags&flow.FlagSYN != 0:
+			// Only the client sends a pure SYN (the agent records SYN+ACK as SYN_ACK).
+			return proto, dp, PortBySYN, ""
+		case r.Flags&flow.FlagSYNACK != 0:
+			return proto, 0, "response", ""
+		case pol.IsServerPort(dp) && pol.IsEphemeral(sp):
+			return proto, dp, PortByWellKnown, ""
+		case pol.IsServerPort(sp) && pol.IsEphemeral(dp):
+			return proto, 0, "response", ""
+		}
+		return proto, 0, "", "no SYN in the record and the ports do not tell client from server"
+	}
+	// UDP.
+	dS, sS := pol.IsServerPort(dp), pol.IsServerPort(sp)
+	switch {
+	case dS && !sS, dS && sp == dp:
+		return proto, dp, PortByWellKnown, ""
+	case sS && !dS:
+		return proto, 0, "response", ""
+	case dS && sS:
+		if dp < sp {
+			return proto, dp, PortByLowerPort, ""
+		}
+		return proto, 0, "response", ""
+	case dp > 0 && dp == sp && dp < dynamicPortMin:
+		// A symmetric protocol (VXLAN 4789, Geneve 6081, IKE NAT-T 4500) uses its port on both ends.
+		return proto, dp, PortByLowerPort, ""
+	case dp > 0 && dp < dynamicPortMin && isDynamic(sp):
+		return proto, dp, PortByLowerPort, ""
+	case sp > 0 && sp < dynamicPortMin && isDynamic(dp):
+		return proto, 0, "response", ""
+	}
+	return proto, 0, "", "UDP between two non-well-known ports, and the destination port was seen from too few source ports"
+}
+
+func isDynamic(p int) bool { return p == flow.EphemeralPort || p >= dynamicPortMin }
+
+// Matrix returns the matrix of everything added so far. It decides the records held back
+// (node-side legs, and those undecided when added) and leaves the builder unchanged, so it
+// may be called again.
+func (b *Builder) Matrix() *Matrix {
+	st := b.stats
+	entries := make(map[entryKey]*agg, len(b.entries))
+	for k, a := range b.entries {
+		entries[k] = a.clone()
+	}
+	pend, folded := b.foldNodeLegs(&st, entries)
+
+	// UDP: a destination port reached from many source ports of one source is a server.
+	type portKey struct {
+		src   srcID
+		dst   dstID
+		proto string
+		port  int
+	}
+	sources := map[portKey]int{}
+	for k := range pend {
+		if k.proto == UDP {
+			sources[portKey{k.src, k.dst, k.proto, k.dstPort}]++
+		}
+	}
+	keys := make([]pendKey, 0, len(pend))
+	for k := range pend {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return pendLess(keys[i], keys[j]) })
+	var undecided []Undecided
+	for _, k := range keys {
+		p := pend[k]
+		ek := entryKey{src: k.src, dst: k.dst, proto: k.proto, port: k.dstPort}
+		a, known := entries[ek]
+		switch {
+		case known && (k.proto == TCP || k.proto == SCTP || k.proto == UDP):
+			// Records of a connection whose SYN (or well-known port) another record showed.
+		case k.proto == UDP && k.dstPort > 0 && sources[portKey(ek)] >= b.opts.UDPManySources:
+			a = &agg{e: p.e}
+			a.e.Port, a.e.Flows, a.e.Bytes = k.dstPort, 0, 0
+			a.e.FirstSeen, a.e.LastSeen = time.Time{}, time.Time{}
+			a.evidence(PortByManySources)
+			entries[ek] = a
+		default:
+			st.Undecided += p.e.Flows
+			undecided = append(undecided, Undecided{
+				SrcNamespace: k.src.ns, SrcWorkload: k.src.workload, SrcKind: k.src.kind,
+				DstName: k.dst.name, DstAddress: p.entry().DstAddress, Protocol: k.proto,
+				SrcPort: k.srcPort, DstPort: k.dstPort, Flows: p.e.Flows, Reason: p.reason,
+			})
+			continue
+		}
+		st.Egress += p.e.Flows
+		a.merge(&p.agg)
+	}
+
+	for ek, f := range folded {
+		if a := entries[ek]; a != nil {
+			a.e.Translated = f
+		}
+	}
+	m := &Matrix{Entries: make([]Entry, 0, len(entries)), Stats: st, PacketTranslation: b.xlat}
+	for _, a := range entries {
+		m.Entries = append(m.Entries, a.entry())
+	}
+	SortEntries(m.Entries)
+
+	sort.SliceStable(undecided, func(i, j int) bool { return undecided[i].Flows > undecided[j].Flows })
+	m.UndecidedDistinct = len(undecided)
+	if len(undecided) > MaxUndecided {
+		undecided = undecided[:MaxUndecided]
+	}
+	m.Undecided = undecided
+
+	for src, names := range b.dns {
+		q := DNSQueries{SrcNamespace: src.ns, SrcKind: src.kind, SrcWorkload: src.workload}
+		for name, c := range names {
+			q.Names = append(q.Names, DNSCount{Name: name, Flows: c})
+		}
+		sort.Slice(q.Names, func(i, j int) bool { return q.Names[i].Name < q.Names[j].Name })
+		m.DNSQueries = append(m.DNSQueries, q)
+	}
+	sort.Slice(m.DNSQueries, func(i, j int) bool {
+		a, c := m.DNSQueries[i], m.DNSQueries[j]
+		return srcLess(srcID{a.SrcNamespace, a.SrcKind, a.SrcWorkload}, srcID{c.SrcNamespace, c.SrcKind, c.SrcWorkload})
+	})
+	m.DecodeErrors = append([]string(nil), b.decodeErr...)
+	return m
+}
+
+func srcLess(a, b srcID) bool {
+	if a.ns != b.ns {
+		return a.ns < b.ns
+	}
+	if a.kind != b.kind {
+		return a.kind < b.kind
+	}
+	return a.workload < b.workload
+}
+
+func pendLess(a, b pendKey) bool {
+	if a.src != b.src {
+		return srcLess(a.src, b.src)
+	}
+	if a.dst != b.dst {
+		if a.dst.name != b.dst.name {
+			return a.dst.name < b.dst.name
+		}
+		return a.dst.namedBy < b.dst.namedBy
+	}
+	if a.proto != b.proto {
+		return a.proto < b.proto
+	}
+	if a.dstPort != b.dstPort {
+		return a.dstPort < b.dstPort
+	}
+	return a.srcPort < b.srcPort
+}
+
+// SortEntries sorts entries by source namespace, kind, workload, then destination name,
+// protocol and port (then naming, for two names that only differ in how they were found).
+func SortEntries(es []Entry) {
+	sort.Slice(es, func(i, j int) bool { return entryLess(&es[i], &es[j]) })
+}
+
+func entryLess(a, b *Entry) bool {
+	switch {
+	case a.SrcNamespace != b.SrcNamespace:
+		return a.SrcNamespace < b.SrcNamespace
+	case a.SrcKind != b.SrcKind:
+		return a.SrcKind < b.SrcKind
+	case a.SrcWorkload != b.SrcWorkload:
+		return a.SrcWorkload < b.SrcWorkload
+	case a.DstName != b.DstName:
+		return a.DstName < b.DstName
+	case a.Protocol != b.Protocol:
+		return a.Protocol < b.Protocol
+	case a.Port != b.Port:
+		return a.Port < b.Port
+	}
+	return a.DstNamedBy < b.DstNamedBy
+}
+
+// Key is the stable identity of an entry: source, destination name, protocol and port.
+// Counters, addresses and evidence are not part of it.
+func (e Entry) Key() string {
+	return e.SrcNamespace + "/" + e.SrcKind + "/" + e.SrcWorkload + " -> " + e.DstName + " " + e.Protocol + "/" + strconv.Itoa(e.Port)
+}
