@@ -11,6 +11,8 @@ import (
 	g "github.com/openshift-eng/openshift-tests-extension/pkg/ginkgo"
 	"github.com/spf13/cobra"
 
+	"github.com/openshift/egress-tests-ext/internal/cli"
+
 	// The Ginkgo specs register themselves on import.
 	_ "github.com/openshift/egress-tests-ext/test/e2e"
 )
@@ -42,7 +44,11 @@ func main() {
 		SilenceUsage: true,
 	}
 	root.AddCommand(cmd.DefaultExtensionCommands(registry)...)
+	// Our own tools sit beside OTE's commands: `matrix ...` and `baseline ...`.
+	root.AddCommand(cli.Commands()...)
 	if err := root.Execute(); err != nil {
-		os.Exit(1)
+		// matrix diff: 1 means undocumented flows, 2 any error; OTE's commands exit 2 on error
+		// too (openshift-tests only reads their output).
+		os.Exit(cli.ExitCode(err))
 	}
 }

@@ -1,0 +1,271 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
+	"github.com/openshift/egress-tests-ext/pkg/report"
+)
+
+func init() {
+	// `matrix diff` and `baseline update` take the Loki flags in place of --flows.
+	registerMatrixSource(func() matrixSource { return &lokiSource{} })
+}
+
+// newCollectCmd is `matrix collect`: the observed matrix straight out of Loki.
+func newCollectCmd() *cobra.Command {
+	var (
+		loki   lokiFlags
+		naming namingFlags
+		format string
+	)
+	cmd := &cobra.Command{
+		Use:   "collect --loki-url URL (--since DURATION | --from RFC3339 --to RFC3339) [-o json|yaml|csv|markdown|asciidoc]",
+		Short: "Pull the egress flows of a time window out of Loki and print the observed matrix",
+		Long: `Pull the egress flows of a window out of Loki (monolithic with --tenant, or the LokiStack
+gateway URL .../api/logs/v1/network with --token-file and --ca-file), exactly: Loki
+aggregates per matrix key, limits are worked around by splitting, and the answer is checked
+against Loki's own count of the window. Any failure exits 2.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !contains(report.MatrixFormats, format) {
+				return fmt.Errorf("-o %q: fix: use one of %s", format, strings.Join(report.MatrixFormats, ", "))
+			}
+			if !loki.set(cmd.Flags()) {
+				return errors.New("--loki-url is required; fix: pass the Loki base URL, e.g. http://loki:3100 or https://<stack>-gateway-http.<ns>.svc:8080/api/logs/v1/network")
+			}
+			opts, err := naming.options()
+			if err != nil {
+				return err
+			}
+			m, err := loki.collect(cmd.Context(), opts, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if err := report.WriteMatrix(cmd.OutOrStdout(), m, format); err != nil {
+				return err
+			}
+			warnIncomplete(cmd.ErrOrStderr(), m)
+			return nil
+		},
+	}
+	loki.bind(cmd.Flags())
+	naming.add(cmd.Flags())
+	cmd.Flags().StringVarP(&format, "output", "o", report.JSON, "output format: "+strings.Join(report.MatrixFormats, ", "))
+	return cmd
+}
+
+// lokiFlags are the flags that say which Loki to read and which window.
+type lokiFlags struct {
+	url, tenant, tokenFile, caFile string
+	insecure                       bool
+	since                          time.Duration
+	from, to                       string
+	saveFlows                      string
+	raw                            bool
+	ingestWait                     time.Duration
+	timeout                        time.Duration
+	concurrency                    int
+
+	now func() time.Time // tests
+}
+
+func (f *lokiFlags) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&f.url, "loki-url", "", "Loki base URL: http://host:3100 (monolithic) or the LokiStack gateway https://host/api/logs/v1/network")
+	fs.StringVar(&f.tenant, "tenant", "netobserv", "X-Scope-OrgID tenant (monolithic Loki); the gateway takes the tenant from the URL")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token (re-read at every request); needs https")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM CA bundle that signs Loki's certificate (LokiStack: configmap <stack>-gateway-ca-bundle, key service-ca.crt)")
+	fs.BoolVar(&f.insecure, "insecure-skip-tls-verify", false, "do not verify Loki's certificate (DANGEROUS: the token can be stolen)")
+	fs.DurationVar(&f.since, "since", 0, "window: the last DURATION up to now (e.g. 1h)")
+	fs.StringVar(&f.from, "from", "", "window start, RFC3339 (with --to)")
+	fs.StringVar(&f.to, "to", "", "window end, RFC3339, exclusive (with --from)")
+	fs.StringVar(&f.saveFlows, "save-flows", "", "also write the retrieved flow records as JSON lines that `matrix build --flows` replays")
+	fs.BoolVar(&f.raw, "raw", false, "pull every raw line instead of letting Loki aggregate (slower; exact ports and times)")
+	fs.DurationVar(&f.ingestWait, "ingest-wait", 2*time.Minute, "wait up to this long for Loki to hold records stamped after the window end (0: do not wait)")
+	fs.DurationVar(&f.timeout, "loki-timeout", 2*time.Minute, "timeout of one Loki request")
+	fs.IntVar(&f.concurrency, "loki-concurrency", 4, "Loki requests in flight at once")
+}
+
+// set reports whether the Loki source was chosen on the command line.
+func (f *lokiFlags) set(fs *pflag.FlagSet) bool { return fs.Changed("loki-url") }
+
+// window resolves --since or --from/--to.
+func (f *lokiFlags) window() (time.Time, time.Time, error) {
+	now := time.Now
+	if f.now != nil {
+		now = f.now
+	}
+	switch {
+	case f.since > 0 && (f.from != "" || f.to != ""):
+		return time.Time{}, time.Time{}, errors.New("--since and --from/--to given together; fix: pass one of them")
+	case f.since > 0:
+		to := now().UTC()
+		return to.Add(-f.since), to, nil
+	case f.since < 0:
+		return time.Time{}, time.Time{}, fmt.Errorf("--since %s: fix: give a positive duration, e.g. 1h", f.since)
+	case f.from == "" || f.to == "":
+		return time.Time{}, time.Time{}, errors.New("no window; fix: pass --since DURATION, or --from and --to (RFC3339, e.g. 2026-01-02T15:04:05Z)")
+	}
+	from, err := time.Parse(time.RFC3339Nano, f.from)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("--from %q: fix: write RFC3339, e.g. 2026-01-02T15:04:05Z: %w", f.from, err)
+	}
+	to, err := time.Parse(time.RFC3339Nano, f.to)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("--to %q: fix: write RFC3339, e.g. 2026-01-02T16:04:05Z: %w", f.to, err)
+	}
+	if !from.Before(to) {
+		return time.Time{}, time.Time{}, fmt.Errorf("--from %s is not before --to %s; fix: swap them", f.from, f.to)
+	}
+	return from, to, nil
+}
+
+// client builds the Loki client; warnings (insecure TLS) go to log.
+func (f *lokiFlags) client(log io.Writer) (*lokiquery.Client, error) {
+	u, err := url.Parse(f.url)
+	if err != nil {
+		return nil, fmt.Errorf("--loki-url %q: %w", f.url, err)
+	}
+	cfg := lokiquery.Config{URL: f.url, Tenant: f.tenant, RequestTimeout: f.timeout, Concurrency: f.concurrency}
+	if f.tokenFile != "" {
+		if u.Scheme != "https" {
+			return nil, fmt.Errorf("--token-file with %s: refusing to send a bearer token over plain http; fix: use the https gateway URL", f.url)
+		}
+		cfg.Token = lokiquery.TokenFile(f.tokenFile)
+		if _, err := cfg.Token(context.Background()); err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+	}
+	if u.Scheme == "https" {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12}
+		if f.caFile != "" {
+			pem, err := os.ReadFile(f.caFile)
+			if err != nil {
+				return nil, fmt.Errorf("--ca-file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("--ca-file %s holds no PEM certificate; fix: pass the service-ca.crt of the gateway CA bundle", f.caFile)
+			}
+			tc.RootCAs = pool
+		}
+		if f.insecure {
+			fmt.Fprintln(log, "WARNING: --insecure-skip-tls-verify: Loki's certificate is NOT verified; anyone on the path can read the flows and steal the bearer token. Use --ca-file instead.")
+			tc.InsecureSkipVerify = true
+		}
+		cfg.TLS = tc
+	} else if f.caFile != "" || f.insecure {
+		return nil, fmt.Errorf("--ca-file and --insecure-skip-tls-verify apply to https, but --loki-url is %s", u.Scheme)
+	}
+	return lokiquery.New(cfg)
+}
+
+// collect pulls the window's egress flows and builds the matrix with opts. What happened
+// (records, pieces, requests, time) is written to log.
+func (f *lokiFlags) collect(ctx context.Context, opts matrix.Options, log io.Writer) (*matrix.Matrix, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	from, to, err := f.window()
+	if err != nil {
+		return nil, err
+	}
+	c, err := f.client(log)
+	if err != nil {
+		return nil, err
+	}
+	o := lokiquery.Options{From: from, To: to, Ports: opts.Ports, RawAddrs: timeSensitive(opts.Names, from, to)}
+	if f.raw {
+		o.Mode = lokiquery.Raw
+	}
+	if f.ingestWait > 0 {
+		o.Barrier = lokiquery.Barrier{Timeout: f.ingestWait}
+	}
+	start := time.Now()
+	res, err := c.Egress(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("loki %s: %w", f.url, err)
+	}
+	fmt.Fprintf(log, "loki: %d egress flow records in [%s, %s) as %d %s records, %d query pieces, %d requests, %s\n",
+		res.Retrieved, from.Format(time.RFC3339), to.Format(time.RFC3339), len(res.Records), res.Mode, res.Pieces, c.Requests(), time.Since(start).Round(time.Millisecond))
+	if f.saveFlows != "" {
+		if err := saveFlows(f.saveFlows, res.Records); err != nil {
+			return nil, err
+		}
+	}
+	b := matrix.NewBuilder(opts)
+	for _, r := range res.Records {
+		b.Add(r)
+	}
+	b.AddDecodeStats(res.Decode)
+	return b.Matrix(), nil
+}
+
+// timeSensitive lists the addresses whose name changes inside the window: a resolution
+// starts or ends within it. Their records are pulled raw, so each is named at its own time.
+func timeSensitive(n *matrix.Names, from, to time.Time) []string {
+	if n == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range n.Resolutions() {
+		inside := func(t time.Time) bool { return !t.IsZero() && t.After(from) && t.Before(to) }
+		if (inside(r.From) || inside(r.To)) && !seen[r.Address.String()] {
+			seen[r.Address.String()] = true
+			out = append(out, r.Address.String())
+		}
+	}
+	return out
+}
+
+func saveFlows(path string, rs []flow.Record) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--save-flows: %w", err)
+	}
+	w := bufio.NewWriter(f)
+	for _, r := range rs {
+		line, err := flow.EncodeJSONLine(r)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("--save-flows %s: %w", path, err)
+		}
+		w.Write(line)
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("--save-flows %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--save-flows %s: %w", path, err)
+	}
+	return nil
+}
+
+// lokiSource lets `matrix diff` and `baseline update` read the observed matrix from Loki.
+type lokiSource struct{ lokiFlags }
+
+func (s *lokiSource) flags() string                { return "--loki-url" }
+func (s *lokiSource) addFlags(fs *pflag.FlagSet)   { s.bind(fs) }
+func (s *lokiSource) isSet(fs *pflag.FlagSet) bool { return s.set(fs) }
+func (s *lokiSource) usesNaming() bool             { return true }
+func (s *lokiSource) load(ctx context.Context, opts matrix.Options) (*matrix.Matrix, error) {
+	return s.collect(ctx, opts, os.Stderr)
+}

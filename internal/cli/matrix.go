@@ -1,0 +1,213 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/openshift/egress-tests-ext/pkg/baseline"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
+	"github.com/openshift/egress-tests-ext/pkg/report"
+)
+
+func newMatrixCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "matrix",
+		Short: "Build the egress matrix (from flow records or Loki), diff it against the baseline, render the baseline",
+	}
+	// collect (collect.go) reads the matrix straight out of Loki.
+	cmd.AddCommand(newMatrixBuildCmd(), newMatrixDiffCmd(), newMatrixRenderCmd(), newCollectCmd())
+	return cmd
+}
+
+func newMatrixBuildCmd() *cobra.Command {
+	var naming namingFlags
+	var flows []string
+	var format string
+	cmd := &cobra.Command{
+		Use:   "build --flows FILE... [-o json|yaml|csv|markdown|asciidoc]",
+		Short: "Fold NetObserv flow records into the egress matrix",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !contains(report.MatrixFormats, format) {
+				return fmt.Errorf("-o %q: fix: use one of %s", format, strings.Join(report.MatrixFormats, ", "))
+			}
+			opts, err := naming.options()
+			if err != nil {
+				return err
+			}
+			m, err := buildFromFlows(flows, opts)
+			if err != nil {
+				return err
+			}
+			if err := report.WriteMatrix(cmd.OutOrStdout(), m, format); err != nil {
+				return err
+			}
+			warnIncomplete(cmd.ErrOrStderr(), m)
+			return nil
+		},
+	}
+	naming.add(cmd.Flags())
+	cmd.Flags().StringArrayVar(&flows, "flows", nil, "file of NetObserv flow records: a Loki query_range answer, JSON lines or logcli jsonl; repeat")
+	cmd.Flags().StringVarP(&format, "output", "o", report.JSON, "output format: "+strings.Join(report.MatrixFormats, ", "))
+	_ = cmd.MarkFlagRequired("flows")
+	return cmd
+}
+
+// warnIncomplete says on stderr what part of the records did not become entries.
+func warnIncomplete(w io.Writer, m *matrix.Matrix) {
+	s := m.Stats
+	if s.Sampled > 0 {
+		fmt.Fprintf(w, "warning: %d records were taken with sampling > 1: flows may be missing; set FlowCollector spec.agent.ebpf.sampling: 1\n", s.Sampled)
+	}
+	if s.Undecodable > 0 {
+		fmt.Fprintf(w, "warning: %d records could not be decoded (see decodeErrors)\n", s.Undecodable)
+	}
+	if s.Undecided > 0 {
+		fmt.Fprintf(w, "warning: %d egress records (%d distinct) have no decidable server port and are in no entry (see undecided)\n", s.Undecided, m.UndecidedDistinct)
+	}
+}
+
+func newMatrixDiffCmd() *cobra.Command {
+	var naming namingFlags
+	var bl baselineFlags
+	var format string
+	var allowUndecided bool
+	sources := newSources()
+	cmd := &cobra.Command{
+		Use:   "diff --baseline PATH (--flows FILE... | --matrix FILE) [-o text|json]",
+		Short: "Diff the observed egress matrix against the baseline; exit 1 on undocumented connections",
+		Long: `Diff the observed egress matrix against the baseline.
+
+Exit codes: 0 every observed connection is documented; 1 undocumented connections (or egress
+flows whose server port could not be decided, unless --allow-undecided); 2 any error, including
+an observation that cannot prove anything: no records, sampled records (sampling > 1) or
+undecodable records.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !contains(report.DiffFormats, format) {
+				return fmt.Errorf("-o %q: fix: use one of %s", format, strings.Join(report.DiffFormats, ", "))
+			}
+			src, err := pickSource(cmd.Flags(), sources, &naming)
+			if err != nil {
+				return err
+			}
+			b, err := bl.load(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			opts, err := naming.options()
+			if err != nil {
+				return err
+			}
+			m, err := src.load(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			r := baseline.Diff(m, b)
+			if err := report.WriteDiff(cmd.OutOrStdout(), r, format); err != nil {
+				return err
+			}
+			return verdict(r, allowUndecided)
+		},
+	}
+	bl.add(cmd.Flags())
+	naming.add(cmd.Flags())
+	for _, s := range sources {
+		s.addFlags(cmd.Flags())
+	}
+	cmd.Flags().StringVarP(&format, "output", "o", report.Text, "output format: "+strings.Join(report.DiffFormats, ", "))
+	cmd.Flags().BoolVar(&allowUndecided, "allow-undecided", false, "do not fail on egress flows whose server port could not be decided (they are still listed)")
+	return cmd
+}
+
+// verdict turns a diff into the command's error and exit code. Observations that cannot prove
+// anything are errors (2) before undocumented connections (1).
+func verdict(r *baseline.Result, allowUndecided bool) error {
+	s := r.Stats
+	var incomplete []string
+	if s.Records == 0 {
+		incomplete = append(incomplete, "no flow records at all: an empty observation proves nothing; check the collector and the time window")
+	}
+	if s.Sampled > 0 {
+		incomplete = append(incomplete, fmt.Sprintf("%d records were taken with sampling > 1, so connections may be missing; set FlowCollector spec.agent.ebpf.sampling: 1 and record again", s.Sampled))
+	}
+	if s.Undecodable > 0 {
+		incomplete = append(incomplete, fmt.Sprintf("%d records could not be decoded (listed above); fix or re-export them", s.Undecodable))
+	}
+	if len(incomplete) > 0 {
+		return &ExitError{Code: CodeError, Err: errors.New("incomplete observation: " + strings.Join(incomplete, "; "))}
+	}
+	var fails []string
+	if n := len(r.Undocumented); n > 0 {
+		fails = append(fails, fmt.Sprintf("%d undocumented egress connection(s) (listed above); fix: document them in the baseline (egress-tests-ext baseline update) or stop them", n))
+	}
+	if s.Undecided > 0 && !allowUndecided {
+		fails = append(fails, fmt.Sprintf("%d egress flow record(s) whose server port could not be decided (listed above); fix: add the server port with --server-port, or pass --allow-undecided", s.Undecided))
+	}
+	if len(fails) > 0 {
+		return &ExitError{Code: CodeUndocumented, Err: errors.New(strings.Join(fails, "; "))}
+	}
+	return nil
+}
+
+// BaselineRenderer writes the baseline in one output format of `matrix render`.
+type BaselineRenderer func(w io.Writer, b *baseline.Baseline) error
+
+// baselineRenderers are the formats of `matrix render`. A new format (e.g. a firewall policy
+// generated from the baseline) is one more entry, added with RegisterBaselineRenderer.
+var baselineRenderers = map[string]BaselineRenderer{}
+
+// RegisterBaselineRenderer adds an output format to `matrix render`; call it from an init
+// function. Registering a name twice panics: it is a programming error.
+func RegisterBaselineRenderer(name string, r BaselineRenderer) {
+	if _, dup := baselineRenderers[name]; dup {
+		panic("cli: baseline renderer " + name + " registered twice")
+	}
+	baselineRenderers[name] = r
+}
+
+func init() {
+	for _, f := range report.BaselineFormats {
+		format := f
+		RegisterBaselineRenderer(format, func(w io.Writer, b *baseline.Baseline) error {
+			return report.WriteBaseline(w, b, format)
+		})
+	}
+}
+
+func newMatrixRenderCmd() *cobra.Command {
+	var bl baselineFlags
+	var format string
+	cmd := &cobra.Command{
+		Use:   "render --baseline PATH -o FORMAT",
+		Short: "Render the baseline as the published table (or another registered format)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, ok := baselineRenderers[format]
+			if !ok {
+				return fmt.Errorf("-o %q: fix: use one of %s", format, strings.Join(sortedKeys(baselineRenderers), ", "))
+			}
+			b, err := bl.load(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			return r(cmd.OutOrStdout(), b)
+		},
+	}
+	bl.add(cmd.Flags())
+	cmd.Flags().StringVarP(&format, "output", "o", report.AsciiDoc, "output format (csv, markdown, asciidoc, and any registered one)")
+	return cmd
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
