@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
+	"github.com/openshift/egress-tests-ext/pkg/firewall"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
 	"github.com/openshift/egress-tests-ext/pkg/report"
 )
@@ -181,25 +182,30 @@ func init() {
 
 func newMatrixRenderCmd() *cobra.Command {
 	var bl baselineFlags
+	var fw firewallFlags
 	var format string
 	cmd := &cobra.Command{
 		Use:   "render --baseline PATH -o FORMAT",
-		Short: "Render the baseline as the published table (or another registered format)",
+		Short: "Render the baseline as the published table, or as firewall rules (EgressFirewall, AdminNetworkPolicy, nftables, MachineConfig)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, ok := baselineRenderers[format]
-			if !ok {
-				return fmt.Errorf("-o %q: fix: use one of %s", format, strings.Join(sortedKeys(baselineRenderers), ", "))
+			r, table := baselineRenderers[format]
+			if !table && !contains(firewall.Formats, format) {
+				return fmt.Errorf("-o %q: fix: use one of %s", format, strings.Join(append(sortedKeys(baselineRenderers), firewall.Formats...), ", "))
 			}
 			b, err := bl.load(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			return r(cmd.OutOrStdout(), b)
+			if table {
+				return r(cmd.OutOrStdout(), b)
+			}
+			return renderFirewall(cmd.OutOrStdout(), cmd.ErrOrStderr(), b, format, strings.Join(b.Files, ","), &fw)
 		},
 	}
 	bl.add(cmd.Flags())
-	cmd.Flags().StringVarP(&format, "output", "o", report.AsciiDoc, "output format (csv, markdown, asciidoc, and any registered one)")
+	fw.add(cmd.Flags())
+	cmd.Flags().StringVarP(&format, "output", "o", report.AsciiDoc, "output format: csv, markdown, asciidoc (the published table), or "+strings.Join(firewall.Formats, ", "))
 	return cmd
 }
 
