@@ -83,7 +83,7 @@ update: build ## regenerate the extension metadata (codeLocations stripped)
 	$(GO) run ./hack/stripcodelocations $(METADATA)
 
 demo: build $(LOKI) ## the whole pipeline on a recorded capture, no cluster needed
-	./hack/demo.sh
+	$(GO) run ./hack/demo --loki $(LOKI) --bin $(BIN)/egress-tests-ext
 
 clean: ## remove build outputs
 	rm -rf $(BIN)

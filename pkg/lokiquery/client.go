@@ -1,0 +1,532 @@
+package lokiquery
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	logcli "github.com/grafana/loki/v3/pkg/logcli/client"
+	"github.com/grafana/loki/v3/pkg/loghttp"
+	"github.com/grafana/loki/v3/pkg/logproto"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// TokenSource returns the bearer token for one request. It is called for every request so
+// that a rotated token (a projected service-account token file) is picked up.
+type TokenSource func(ctx context.Context) (string, error)
+
+// TokenFile reads the token from path at every request.
+func TokenFile(path string) TokenSource {
+	return func(context.Context) (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			// The path is not secret; the content never appears in errors.
+			return "", fmt.Errorf("reading the bearer token file %s: %w", path, err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return "", fmt.Errorf("bearer token file %s is empty", path)
+		}
+		return tok, nil
+	}
+}
+
+// Config says how to reach Loki.
+type Config struct {
+	// URL is the base address: http://loki:3100 for a monolithic Loki, or the LokiStack
+	// gateway with its tenant prefix, https://<stack>-gateway-http.<ns>.svc:8080/api/logs/v1/network.
+	URL string
+	// Tenant goes in X-Scope-OrgID (monolithic Loki with NetObserv: "netobserv"). The
+	// LokiStack gateway derives the tenant from the URL and needs none.
+	Tenant string
+	// Token, when set, is sent as a bearer token (the LokiStack gateway).
+	Token TokenSource
+	// TLS configures https; nil means the system roots with verification.
+	TLS *tls.Config
+	// RequestTimeout bounds one HTTP request (default 2 minutes).
+	RequestTimeout time.Duration
+	// Retries is how many times a transient failure (5xx, 429, connection reset) is
+	// retried with exponential backoff (default 5; negative: none).
+	Retries int
+	// Backoff is the first retry delay (default 500 ms, doubled at each retry, capped at 30 s).
+	Backoff time.Duration
+	// Concurrency bounds the requests in flight (default 4).
+	Concurrency int
+	// Trace, when set, is called after every request with its path, query, duration and
+	// error (the token never reaches it).
+	Trace func(path, query string, d time.Duration, err error)
+}
+
+// Client queries Loki through the logcli client.
+type Client struct {
+	cfg       Config
+	transport http.RoundTripper
+	sem       chan struct{}
+
+	mu       sync.Mutex
+	requests int
+}
+
+// New checks the configuration and builds a client. It does not contact Loki.
+func New(cfg Config) (*Client, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("loki URL %q must be http(s)://host[:port][/prefix]", cfg.URL)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("loki URL must not carry credentials; use a token file")
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 2 * time.Minute
+	}
+	if cfg.Retries == 0 {
+		cfg.Retries = 5
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 500 * time.Millisecond
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 4
+	}
+	tlsCfg := cfg.TLS
+	if tlsCfg == nil {
+		tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	// One shared transport: logcli builds a new http.Client (and so new connections and TLS
+	// handshakes) for every request; reusing connections matters for many small queries.
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     tlsCfg,
+		TLSHandshakeTimeout: 30 * time.Second,
+		MaxIdleConnsPerHost: cfg.Concurrency * 2,
+		IdleConnTimeout:     90 * time.Second,
+		// Loki answers are JSON; gzip cuts raw pulls several-fold.
+		DisableCompression: false,
+	}
+	return &Client{cfg: cfg, transport: tr, sem: make(chan struct{}, cfg.Concurrency)}, nil
+}
+
+// Requests is the number of HTTP requests sent so far (retries included).
+func (c *Client) Requests() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.requests
+}
+
+// LokiError is an answer from Loki (or the gateway in front of it) that is not a success.
+// Body is Loki's message; it never contains the token, which is only sent in a header.
+type LokiError struct {
+	Status int
+	Path   string
+	Body   string
+}
+
+func (e *LokiError) Error() string {
+	msg := fmt.Sprintf("loki answered %d %s on %s: %s", e.Status, http.StatusText(e.Status), e.Path, e.Body)
+	switch e.Status {
+	case http.StatusUnauthorized, http.StatusForbidden:
+		msg += " (check the bearer token and that its user may read the network tenant, or the X-Scope-OrgID tenant)"
+	}
+	return msg
+}
+
+// callTransport adapts the logcli client to one call: it carries the call's context (the
+// client's methods take none), adds the bearer token, and keeps Loki's real answer when it
+// is not a success. logcli would otherwise log the URL and the error body through the
+// global logger, drop the status code and return only "run out of attempts"; we need the
+// status and body to recognise limit answers, so a failure is recorded here and logcli gets
+// an empty 200 answer it decodes into nothing. The recorded failure is what the call returns.
+type callTransport struct {
+	c   *Client
+	ctx context.Context
+	err error
+}
+
+func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(t.ctx)
+	if t.c.cfg.Token != nil {
+		tok, err := t.c.cfg.Token(t.ctx)
+		if err != nil {
+			t.err = permanent(err)
+			return emptyOK(req), nil
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	t.c.mu.Lock()
+	t.c.requests++
+	t.c.mu.Unlock()
+	start := time.Now()
+	resp, err := t.c.transport.RoundTrip(req)
+	if tr := t.c.cfg.Trace; tr != nil {
+		defer func() {
+			tr(req.URL.Path, req.URL.Query().Get("query"), time.Since(start), t.err)
+		}()
+	}
+	if err != nil {
+		// url.Error carries the URL (query included, never the token header).
+		t.err = &url.Error{Op: req.Method, URL: redactURL(req.URL), Err: err}
+		return emptyOK(req), nil
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8192))
+	resp.Body.Close()
+	t.err = &LokiError{Status: resp.StatusCode, Path: req.URL.Path, Body: strings.TrimSpace(string(body))}
+	return emptyOK(req), nil
+}
+
+// redactURL keeps the path and drops the query string from error messages (queries are long
+// and not secret, but user info would be).
+func redactURL(u *url.URL) string {
+	v := *u
+	v.User = nil
+	v.RawQuery = ""
+	return v.String()
+}
+
+func emptyOK(req *http.Request) *http.Response {
+	return &http.Response{
+		StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": []string{"application/json"}},
+		Body:   io.NopCloser(strings.NewReader("{}")), ContentLength: 2, Request: req,
+	}
+}
+
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+func permanent(err error) error { return permanentError{err} }
+
+// do runs fn with a logcli client bound to ctx, bounded by the concurrency limit and the
+// request timeout, retrying transient failures with exponential backoff.
+func (c *Client) do(ctx context.Context, fn func(lc *logcli.DefaultClient) error) error {
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.sem }()
+
+	steps := c.cfg.Retries + 1
+	if c.cfg.Retries < 0 {
+		steps = 1
+	}
+	backoff := wait.Backoff{Duration: c.cfg.Backoff, Factor: 2, Jitter: 0.2, Steps: steps, Cap: 30 * time.Second}
+	var last error
+	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+		last = c.once(ctx, fn)
+		switch {
+		case last == nil:
+			return true, nil
+		case ctx.Err() != nil:
+			return false, ctx.Err()
+		case Transient(last):
+			return false, nil
+		default:
+			return false, last
+		}
+	})
+	if err == nil {
+		return nil
+	}
+	if wait.Interrupted(err) && last != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (last answer: %v)", ctx.Err(), last)
+		}
+		return fmt.Errorf("giving up after %d attempts: %w", steps, last)
+	}
+	return err
+}
+
+func (c *Client) once(ctx context.Context, fn func(lc *logcli.DefaultClient) error) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	ct := &callTransport{c: c, ctx: ctx}
+	lc := &logcli.DefaultClient{
+		Address: c.cfg.URL,
+		OrgID:   c.cfg.Tenant,
+		// Retries 0 = one attempt: retries and backoff are ours, with the context.
+		Retries:     0,
+		Tripperware: func(http.RoundTripper) http.RoundTripper { return ct },
+		// The token is not put in BearerToken: the struct has no redacting String method,
+		// and TokenSource re-reads rotated tokens; callTransport adds the header.
+	}
+	err := fn(lc)
+	if ct.err != nil {
+		return ct.err
+	}
+	if err != nil {
+		return fmt.Errorf("decoding Loki's answer: %w", err)
+	}
+	return ctx.Err()
+}
+
+// Transient reports whether err is worth retrying: 5xx except a query timeout, 429,
+// connection refused or reset, a request timeout of ours.
+func Transient(err error) bool {
+	var pe permanentError
+	if errors.As(err, &pe) {
+		return false
+	}
+	var le *LokiError
+	if errors.As(err, &le) {
+		if le.Status == http.StatusTooManyRequests {
+			return true
+		}
+		if le.Status/100 == 5 {
+			// A query that timed out in Loki times out again: it is split, not retried.
+			return !isTimeout(le)
+		}
+		return false
+	}
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Our request timeout: the query is too slow, and is split rather than repeated.
+		return false
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+			errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || ue.Timeout()
+	}
+	return false
+}
+
+// Limit kinds a Loki answer can report.
+type limitKind int
+
+const (
+	noLimit limitKind = iota
+	limitSeries
+	limitEntries
+	limitLength
+	limitTimeout
+	limitBytes
+)
+
+var (
+	reSeries  = regexp.MustCompile(`maximum (?:number )?of series \((\d+)\) reached`)
+	reEntries = regexp.MustCompile(`max entries limit per query exceeded, limit > max_entries_limit(?:_per_query)? \((\d+) > (\d+)\)`)
+	reLength  = regexp.MustCompile(`the query time range exceeds the limit \(query length: ([^,]+), limit: ([^)]+)\)`)
+	reBytes   = regexp.MustCompile(`would read too many bytes|too large to execute on a single querier`)
+)
+
+// classify recognises Loki's limit answers; n is the limit when the answer names it.
+func classify(err error) (limitKind, int64) {
+	var le *LokiError
+	if !errors.As(err, &le) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return limitTimeout, 0
+		}
+		return noLimit, 0
+	}
+	if m := reSeries.FindStringSubmatch(le.Body); m != nil {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		return limitSeries, n
+	}
+	if m := reEntries.FindStringSubmatch(le.Body); m != nil {
+		n, _ := strconv.ParseInt(m[2], 10, 64)
+		return limitEntries, n
+	}
+	if m := reLength.FindStringSubmatch(le.Body); m != nil {
+		d, err := parseLokiDuration(m[2])
+		if err == nil {
+			return limitLength, int64(d)
+		}
+		return limitLength, 0
+	}
+	if reBytes.MatchString(le.Body) {
+		return limitBytes, 0
+	}
+	if isTimeout(le) {
+		return limitTimeout, 0
+	}
+	return noLimit, 0
+}
+
+func isTimeout(le *LokiError) bool {
+	return le.Status == http.StatusGatewayTimeout || strings.Contains(le.Body, "request timed out") ||
+		strings.Contains(le.Body, "context deadline exceeded") || strings.Contains(le.Body, "query timed out")
+}
+
+// parseLokiDuration reads durations as Loki prints them: Go's "1h0m0s" or Prometheus' "30d".
+func parseLokiDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if d, err := time.ParseDuration(s); err == nil {
+		return d, nil
+	}
+	if strings.HasSuffix(s, "d") {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
+		if err == nil {
+			return time.Duration(n * float64(24*time.Hour)), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown duration %q", s)
+}
+
+// instant runs an instant metric query and returns its vector.
+func (c *Client) instant(ctx context.Context, query string, at time.Time) (loghttp.Vector, error) {
+	var out loghttp.Vector
+	err := c.do(ctx, func(lc *logcli.DefaultClient) error {
+		// The line limit does not apply to metric queries, but Loki rejects 0.
+		resp, err := lc.Query(query, 100, at, logproto.FORWARD, true)
+		if err != nil {
+			return err
+		}
+		v, err := vectorOf(resp)
+		out = v
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query %s: %w", shorten(query), err)
+	}
+	return out, nil
+}
+
+func vectorOf(resp *loghttp.QueryResponse) (loghttp.Vector, error) {
+	if err := checkResponse(resp); err != nil {
+		return nil, err
+	}
+	switch v := resp.Data.Result.(type) {
+	case loghttp.Vector:
+		return v, nil
+	case nil:
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("expected a vector answer, got %s", resp.Data.ResultType)
+	}
+}
+
+// checkResponse fails on an unsuccessful status and on any warning that says the answer is
+// partial: a partial answer must never pass for a whole one.
+func checkResponse(resp *loghttp.QueryResponse) error {
+	if resp.Status != "" && resp.Status != loghttp.QueryStatusSuccess {
+		return fmt.Errorf("loki answered status %q", resp.Status)
+	}
+	for _, w := range resp.Warnings {
+		lw := strings.ToLower(w)
+		if strings.Contains(lw, "partial") || strings.Contains(lw, "maximum") || strings.Contains(lw, "limit") {
+			return fmt.Errorf("loki warned that the answer is incomplete: %s", w)
+		}
+	}
+	return nil
+}
+
+// queryRange runs a log query over [start, end) with a line limit, oldest first.
+func (c *Client) queryRange(ctx context.Context, query string, limit int, start, end time.Time) (loghttp.Streams, error) {
+	var out loghttp.Streams
+	err := c.do(ctx, func(lc *logcli.DefaultClient) error {
+		resp, err := lc.QueryRange(query, limit, start, end, logproto.FORWARD, 0, 0, true)
+		if err != nil {
+			return err
+		}
+		if err := checkResponse(resp); err != nil {
+			return err
+		}
+		switch v := resp.Data.Result.(type) {
+		case loghttp.Streams:
+			out = v
+		case nil:
+		default:
+			return fmt.Errorf("expected a streams answer, got %s", resp.Data.ResultType)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query_range %s: %w", shorten(query), err)
+	}
+	return out, nil
+}
+
+// series lists the label sets of the streams matching a selector over [start, end),
+// splitting the range when Loki's max_query_length refuses it.
+func (c *Client) series(ctx context.Context, selector string, start, end time.Time) ([]loghttp.LabelSet, error) {
+	out, err := c.series1(ctx, selector, start, end)
+	if err == nil {
+		return out, nil
+	}
+	kind, n := classify(err)
+	if kind != limitLength || n <= 0 {
+		return nil, err
+	}
+	step := time.Duration(n)
+	if step > time.Minute {
+		step -= time.Minute // margin for how Loki rounds the range
+	}
+	seen := map[string]bool{}
+	out = nil
+	for f := start; f.Before(end); f = f.Add(step) {
+		t := f.Add(step)
+		if t.After(end) {
+			t = end
+		}
+		part, err := c.series1(ctx, selector, f, t)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range part {
+			if k := mapKey(l); !seen[k] {
+				seen[k] = true
+				out = append(out, l)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (c *Client) series1(ctx context.Context, selector string, start, end time.Time) ([]loghttp.LabelSet, error) {
+	var out []loghttp.LabelSet
+	err := c.do(ctx, func(lc *logcli.DefaultClient) error {
+		resp, err := lc.Series([]string{selector}, start, end, true)
+		if err != nil {
+			return err
+		}
+		out = resp.Data
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("series %s: %w", selector, err)
+	}
+	return out, nil
+}
+
+// LabelValues lists the values of a label over [start, end).
+func (c *Client) LabelValues(ctx context.Context, name string, start, end time.Time) ([]string, error) {
+	var out []string
+	err := c.do(ctx, func(lc *logcli.DefaultClient) error {
+		resp, err := lc.ListLabelValues(name, true, start, end)
+		if err != nil {
+			return err
+		}
+		out = resp.Data
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("label values of %s: %w", name, err)
+	}
+	return out, nil
+}
+
+func shorten(q string) string {
+	if len(q) > 300 {
+		return q[:300] + "..."
+	}
+	return q
+}

@@ -1,0 +1,255 @@
+package lokiquery
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openshift/egress-tests-ext/internal/lokitest"
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
+)
+
+// window is a test window an hour ago, on whole seconds.
+func window() (time.Time, time.Time) {
+	to := time.Now().Add(-time.Hour).Truncate(time.Second)
+	return to.Add(-time.Hour), to
+}
+
+func pushed(t *testing.T, s *lokitest.Server, gs []lokitest.Generated) {
+	t.Helper()
+	if err := s.Push(context.Background(), lokitest.Entries(gs)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expected is the aggregate answer computed in Go from the generated truth.
+func expected(gs []lokitest.Generated, p flow.PortPolicy, from, to time.Time) []flow.Record {
+	var rs []flow.Record
+	for _, g := range gs {
+		if g.Time.Before(from) || !g.Time.Before(to) {
+			continue
+		}
+		if g.Truth.DstType != "" || g.Truth.DstSubnetLabel == "Pods" || g.Truth.DstSubnetLabel == "Services" || g.Truth.DstSubnetLabel == "Machines" {
+			continue
+		}
+		rs = append(rs, Project(g.Truth, p))
+	}
+	return Fold(rs)
+}
+
+func diffRecords(t *testing.T, got, want []flow.Record) {
+	t.Helper()
+	if len(got) == len(want) {
+		same := true
+		for i := range got {
+			if got[i] != want[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return
+		}
+	}
+	gm := map[string]int{}
+	for _, r := range got {
+		gm[fmt.Sprintf("%+v", r)]++
+	}
+	var missing, extra []string
+	for _, r := range want {
+		k := fmt.Sprintf("%+v", r)
+		if gm[k] > 0 {
+			gm[k]--
+		} else {
+			missing = append(missing, k)
+		}
+	}
+	for k, n := range gm {
+		for range n {
+			extra = append(extra, k)
+		}
+	}
+	t.Fatalf("got %d records, want %d\nmissing (%d):\n%s\nextra (%d):\n%s", len(got), len(want),
+		len(missing), strings.Join(head(missing, 5), "\n"), len(extra), strings.Join(head(extra, 5), "\n"))
+}
+
+func head(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// shared is one Loki with LokiStack's default limits holding a generated capture bigger
+// than those limits (more egress records than max_entries_limit_per_query, more keys than
+// max_query_series), in both record formats.
+var shared struct {
+	once     sync.Once
+	s        *lokitest.Server
+	gs       []lokitest.Generated
+	from, to time.Time
+	err      error
+}
+
+func sharedLoki(t *testing.T) (*lokitest.Server, []lokitest.Generated, time.Time, time.Time) {
+	t.Helper()
+	bin := lokitest.Binary(t)
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "lokiquery-test-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		s, err := lokitest.StartBinary(bin, dir, lokitest.LokiStackLimits)
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.s = s
+		shared.from, shared.to = window()
+		shared.gs = lokitest.Generate(lokitest.GenConfig{Records: 30000, From: shared.from, To: shared.to, Seed: 1, OldFormat: 0.2})
+		shared.err = s.Push(context.Background(), lokitest.Entries(shared.gs))
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.s, shared.gs, shared.from, shared.to
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.s != nil {
+		_ = shared.s.Stop()
+		os.RemoveAll(filepath.Dir(shared.s.LogPath()))
+	}
+	os.Exit(code)
+}
+
+func newClient(t *testing.T, s *lokitest.Server) *Client {
+	t.Helper()
+	c, err := New(Config{URL: s.URL, Tenant: s.Tenant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestEgressAggregateExact(t *testing.T) {
+	s, gs, from, to := sharedLoki(t)
+	c := newClient(t, s)
+	start := time.Now()
+	// 203.0.113.20 is named for part of the window only (matrixOptions): pulled raw.
+	res, err := c.Egress(context.Background(), Options{From: from, To: to, RawAddrs: []string{"203.0.113.20"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d records, %d aggregates, %d pieces, %d requests, %s", res.Retrieved, len(res.Records), res.Pieces, c.Requests(), time.Since(start))
+	if res.Retrieved <= int64(lokitest.LokiStackLimits.MaxEntriesLimitPerQuery) || res.Pieces < 2 {
+		t.Fatalf("the capture must exceed the entries limit and force a split: %d records, %d pieces", res.Retrieved, res.Pieces)
+	}
+	sameMatrix(t, res.Records, gs, from, to)
+
+	// Without the raw addresses, the aggregates are exactly the projected records.
+	res, err = c.Egress(context.Background(), Options{From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := expected(gs, flow.PortPolicy{}, from, to)
+	diffRecords(t, res.Records, want)
+
+	// Counts only: the same aggregates without bytes and times.
+	res, err = c.Egress(context.Background(), Options{From: from, To: to, CountsOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, wantCounts := countsOnly(res.Records), countsOnly(want)
+	sortRecords(got)
+	sortRecords(wantCounts)
+	diffRecords(t, got, wantCounts)
+}
+
+func TestEgressRawExact(t *testing.T) {
+	s, gs, from, to := sharedLoki(t)
+	c := newClient(t, s)
+	// A batch above the server's limit: Loki names its limit and the batches shrink to it.
+	res, err := c.Egress(context.Background(), Options{From: from, To: to, Mode: Raw, BatchSize: 20000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Decode.Undecodable != 0 {
+		t.Fatalf("undecodable lines: %+v", res.Decode.Errors)
+	}
+	var want []flow.Record
+	for _, g := range gs {
+		if !g.Time.Before(from) && g.Time.Before(to) && g.Truth.DstType == "" &&
+			g.Truth.DstSubnetLabel != "Pods" && g.Truth.DstSubnetLabel != "Services" && g.Truth.DstSubnetLabel != "Machines" {
+			want = append(want, g.Truth)
+		}
+	}
+	sortRecords(want)
+	diffRecords(t, res.Records, want)
+	sameMatrix(t, res.Records, gs, from, to)
+}
+
+func TestEgressServerPortsPolicy(t *testing.T) {
+	s, gs, from, to := sharedLoki(t)
+	c := newClient(t, s)
+	p := flow.PortPolicy{Extra: map[int]bool{8443: true, 40001: true}}
+	res, err := c.Egress(context.Background(), Options{From: from, To: to, Ports: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffRecords(t, res.Records, expected(gs, p, from, to))
+}
+
+// matrixOptions names two of the generated servers for part of the window.
+func matrixOptions(from, to time.Time) matrix.Options {
+	names := matrix.NewNames()
+	names.Add(netip.MustParseAddr("198.51.100.10"), "quay.io", from, to)
+	names.Add(netip.MustParseAddr("203.0.113.20"), "sts.amazonaws.com", from.Add(10*time.Minute), to.Add(-10*time.Minute))
+	var nets []netip.Prefix
+	for _, c := range lokitest.ClusterNetworks {
+		nets = append(nets, netip.MustParsePrefix(c))
+	}
+	return matrix.Options{ClusterNetworks: nets, NodeRoles: lokitest.NodeRoles(), Names: names}
+}
+
+// sameMatrix checks that the matrix built from what Loki returned equals the matrix built
+// from the generated records the egress selection keeps.
+func sameMatrix(t *testing.T, got []flow.Record, gs []lokitest.Generated, from, to time.Time) {
+	t.Helper()
+	var truth []flow.Record
+	for _, g := range gs {
+		if !g.Time.Before(from) && g.Time.Before(to) && g.Truth.DstType == "" &&
+			g.Truth.DstSubnetLabel != "Pods" && g.Truth.DstSubnetLabel != "Services" && g.Truth.DstSubnetLabel != "Machines" {
+			truth = append(truth, g.Truth)
+		}
+	}
+	want := matrix.Build(truth, matrixOptions(from, to))
+	have := matrix.Build(got, matrixOptions(from, to))
+	if len(want.Entries) == 0 || want.Stats.Egress == 0 {
+		t.Fatalf("the generated capture has no egress entry: %+v", want.Stats)
+	}
+	if !reflect.DeepEqual(have.Entries, want.Entries) {
+		for i := range min(len(have.Entries), len(want.Entries)) {
+			if !reflect.DeepEqual(have.Entries[i], want.Entries[i]) {
+				t.Fatalf("entry %d differs:\n got %+v\nwant %+v", i, have.Entries[i], want.Entries[i])
+			}
+		}
+		t.Fatalf("got %d entries, want %d", len(have.Entries), len(want.Entries))
+	}
+	if have.Stats != want.Stats {
+		t.Fatalf("stats differ:\n got %+v\nwant %+v", have.Stats, want.Stats)
+	}
+	if !reflect.DeepEqual(have.DNSQueries, want.DNSQueries) {
+		t.Fatalf("DNS queries differ:\n got %+v\nwant %+v", have.DNSQueries, want.DNSQueries)
+	}
+}

@@ -1,0 +1,98 @@
+package lokiquery
+
+import (
+	"math"
+	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+)
+
+// Project is the aggregate a decoded record falls into on the aggregate path: the fields
+// Loki groups by, with Count 1 and the record's Bytes, Start and End. It is the contract of
+// aggregation, in Go: Fold of the projected records equals what Egress returns in Aggregate
+// mode for the same lines, and pkg/matrix builds the same matrix from either (it reads no
+// dropped field). Kept: both sides' namespace, owner, owner type, type and subnet label;
+// the destination address; protocol; the SYN and SYN_ACK flags; direction, layer, cluster,
+// DNS name, sampling, duplicate mark, ether type; the source pod and host names for nodes,
+// for pods owned by a node or by nobody, and for unknown sources; the source address for
+// unknown sources. Ports: SrcPort is flow.EphemeralPort when it is a dynamic client port
+// (>= DynamicPortMin, not an extra server port) unless the record is UDP to a non-server
+// port (pkg/matrix counts distinct source ports there); DstPort is flow.EphemeralPort on a
+// response leg (TCP, UDP or SCTP without SYN, from a server port to a dynamic port), which
+// pkg/matrix only counts. Dropped: other pod names, agent, interfaces, packets, translated
+// addresses, DNS id, destination pod and host names.
+func Project(r flow.Record, p flow.PortPolicy) flow.Record {
+	out := flow.Record{
+		SrcNamespace: r.SrcNamespace, SrcOwnerName: r.SrcOwnerName, SrcOwnerType: r.SrcOwnerType,
+		SrcType: r.SrcType, SrcSubnetLabel: r.SrcSubnetLabel,
+		DstNamespace: r.DstNamespace, DstOwnerName: r.DstOwnerName, DstOwnerType: r.DstOwnerType,
+		DstType: r.DstType, DstAddr: r.DstAddr, DstPort: r.DstPort, DstSubnetLabel: r.DstSubnetLabel,
+		Proto: r.Proto, Flags: r.Flags & (flow.FlagSYN | flow.FlagSYNACK), FlowDirection: r.FlowDirection, FlowLayer: r.FlowLayer,
+		ClusterName: r.ClusterName, DNSName: r.DNSName, Sampling: r.Sampling, Duplicate: r.Duplicate,
+		Etype: r.Etype, Bytes: r.Bytes, Start: r.Start, End: r.End, Count: 1,
+	}
+	switch {
+	case r.SrcType == "":
+		out.SrcName, out.SrcHostName, out.SrcAddr = r.SrcName, r.SrcHostName, r.SrcAddr
+	case r.SrcType == "Node", r.SrcOwnerType == "Node", r.SrcOwnerType == "Pod", r.SrcOwnerType == "":
+		out.SrcName, out.SrcHostName = r.SrcName, r.SrcHostName
+	}
+	dynamic := func(port int) bool { return port >= DynamicPortMin && !p.Extra[port] }
+	out.SrcPort = r.SrcPort
+	if dynamic(r.SrcPort) && !(r.Proto == flow.ProtoUDP && !p.IsServerPort(r.DstPort)) {
+		out.SrcPort = flow.EphemeralPort
+	}
+	// A response leg (no SYN, from a server port to a client port): pkg/matrix only counts
+	// it, so its client port would make one aggregate per connection for nothing.
+	switch r.Proto {
+	case flow.ProtoTCP, flow.ProtoUDP, flow.ProtoSCTP:
+		if r.Flags&flow.FlagSYN == 0 && p.IsServerPort(r.SrcPort) && dynamic(r.DstPort) {
+			out.DstPort = flow.EphemeralPort
+		}
+	}
+	return out
+}
+
+// Fold merges records that differ only in Count, Bytes, Start and End: counts and bytes
+// add up, Start is the earliest, End the latest. The result is sorted.
+func Fold(rs []flow.Record) []flow.Record {
+	type acc struct {
+		r          flow.Record
+		start, end int64
+	}
+	m := map[flow.Record]*acc{}
+	var order []flow.Record
+	for _, r := range rs {
+		k := r
+		k.Count, k.Bytes, k.Start, k.End = 0, 0, flow.Record{}.Start, flow.Record{}.End
+		a := m[k]
+		if a == nil {
+			a = &acc{r: k, start: math.MaxInt64, end: math.MinInt64}
+			m[k] = a
+			order = append(order, k)
+		}
+		a.r.Count += max(r.Count, 1)
+		a.r.Bytes += r.Bytes
+		if !r.Start.IsZero() {
+			a.start = min(a.start, r.Start.UnixMilli())
+		}
+		if !r.End.IsZero() {
+			a.end = max(a.end, r.End.UnixMilli())
+		}
+	}
+	out := make([]flow.Record, 0, len(order))
+	for _, k := range order {
+		a := m[k]
+		if a.start != math.MaxInt64 {
+			a.r.Start = msTime(a.start)
+		}
+		if a.end != math.MinInt64 {
+			a.r.End = msTime(a.end)
+		}
+		out = append(out, a.r)
+	}
+	sortRecords(out)
+	return out
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

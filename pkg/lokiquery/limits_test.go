@@ -1,0 +1,256 @@
+package lokiquery
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openshift/egress-tests-ext/internal/lokitest"
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+)
+
+// small is a capture for the tests that start their own Loki.
+func small(t *testing.T, limits lokitest.Limits, seed uint64) (*lokitest.Server, []lokitest.Generated, time.Time, time.Time) {
+	t.Helper()
+	s := lokitest.Start(t, limits)
+	from, to := window()
+	gs := lokitest.Generate(lokitest.GenConfig{Records: 6000, From: from, To: to, Seed: seed, OldFormat: 0.3})
+	pushed(t, s, gs)
+	return s, gs, from, to
+}
+
+func TestSplitOnQueryLength(t *testing.T) {
+	s, gs, from, to := small(t, lokitest.Limits{MaxQueryLength: 25 * time.Minute}, 2)
+	c := newClient(t, s)
+	res, err := c.Egress(context.Background(), Options{From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pieces < 3 {
+		t.Fatalf("a 1h window under a 25m max_query_length must be split in 3 or more pieces, got %d", res.Pieces)
+	}
+	diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+
+	raw, err := c.Egress(context.Background(), Options{From: from, To: to, Mode: Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proj []flow.Record
+	for _, r := range raw.Records {
+		proj = append(proj, Project(r, flow.PortPolicy{}))
+	}
+	diffRecords(t, Fold(proj), res.Records)
+}
+
+func TestQueryTimeoutFailsClearly(t *testing.T) {
+	s, _, from, to := small(t, lokitest.Limits{QueryTimeout: time.Millisecond}, 3)
+	c := newClient(t, s)
+	_, err := c.Egress(context.Background(), Options{From: from, To: to, MinPiece: 20 * time.Minute})
+	if err == nil {
+		t.Fatal("a query timeout that no split avoids must fail")
+	}
+	if !strings.Contains(err.Error(), "split") {
+		t.Fatalf("the error must say the query could not be split enough: %v", err)
+	}
+}
+
+func TestLokiKilledMidQuery(t *testing.T) {
+	s, _, from, to := small(t, lokitest.Limits{}, 4)
+	var once sync.Once
+	c, err := New(Config{URL: s.URL, Tenant: s.Tenant, Retries: 2, Backoff: 10 * time.Millisecond,
+		Trace: func(path, _ string, _ time.Duration, _ error) {
+			if path == "/loki/api/v1/query" {
+				once.Do(func() { go s.Kill() })
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Egress(context.Background(), Options{From: from, To: to})
+	if err == nil {
+		t.Fatalf("Loki was killed during the pull, yet it succeeded with %d records", res.Retrieved)
+	}
+	if res != nil {
+		t.Fatal("a failed pull must not return a partial result")
+	}
+	if !strings.Contains(err.Error(), "connection refused") && !strings.Contains(err.Error(), "EOF") && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("the error must say Loki is unreachable: %v", err)
+	}
+}
+
+func TestContextCancelled(t *testing.T) {
+	s, _, from, to := sharedLoki(t)
+	c := newClient(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Egress(ctx, Options{From: from, To: to}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+}
+
+func TestWrongTenant(t *testing.T) {
+	s, _, from, to := sharedLoki(t)
+	c, err := New(Config{URL: s.URL, Tenant: "not-netobserv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Egress(context.Background(), Options{From: from, To: to})
+	if err == nil || !strings.Contains(err.Error(), "no NetObserv flow record") || !strings.Contains(err.Error(), "not-netobserv") {
+		t.Fatalf("a tenant without records must fail naming the tenant: %v", err)
+	}
+	// No tenant at all: Loki refuses, and the error says what to check.
+	c, _ = New(Config{URL: s.URL})
+	_, err = c.Egress(context.Background(), Options{From: from, To: to})
+	var le *LokiError
+	if !errors.As(err, &le) || le.Status != http.StatusUnauthorized || !strings.Contains(err.Error(), "tenant") {
+		t.Fatalf("no tenant: want a 401 that mentions the tenant, got %v", err)
+	}
+}
+
+// gateway stands in for the LokiStack gateway: TLS, a bearer token, the tenant in the path.
+// It forwards to the real Loki; the answers are Loki's.
+func gateway(t *testing.T, s *lokitest.Server, token string) *httptest.Server {
+	t.Helper()
+	target, _ := url.Parse(s.URL)
+	const prefix = "/api/logs/v1/network"
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	gw := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		if !strings.HasPrefix(r.URL.Path, prefix+"/loki/api/v1/") {
+			http.Error(w, "no such tenant path", http.StatusNotFound)
+			return
+		}
+		r.URL.Path = strings.TrimPrefix(r.URL.Path, prefix)
+		r.Header.Del("Authorization")
+		r.Header.Set("X-Scope-OrgID", s.Tenant)
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(gw.Close)
+	return gw
+}
+
+func TestGatewayTokenAndTLS(t *testing.T) {
+	s, gs, from, to := sharedLoki(t)
+	const token = "sha256~s3cr3t-t0ken-value"
+	gw := gateway(t, s, token)
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tlsCfg := gw.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	base := gw.URL + "/api/logs/v1/network"
+
+	c, err := New(Config{URL: base, Token: TokenFile(tokFile), TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Egress(context.Background(), Options{From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+
+	// A rotated (wrong) token is re-read at the next request and refused; the error names
+	// what to check and never contains the token.
+	if err := os.WriteFile(tokFile, []byte("wrong-"+token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Egress(context.Background(), Options{From: from, To: to})
+	var le *LokiError
+	if !errors.As(err, &le) || le.Status != http.StatusUnauthorized || !strings.Contains(err.Error(), "bearer token") {
+		t.Fatalf("wrong token: want a 401 naming the bearer token, got %v", err)
+	}
+	if strings.Contains(err.Error(), token) {
+		t.Fatal("the error contains the token")
+	}
+
+	// TLS is verified: without the gateway's CA the call fails.
+	c, _ = New(Config{URL: base, Token: TokenFile(tokFile), Retries: -1})
+	_, err = c.Egress(context.Background(), Options{From: from, To: to})
+	var ue x509.UnknownAuthorityError
+	if !errors.As(err, &ue) {
+		t.Fatalf("an unknown CA must fail verification, got %v", err)
+	}
+}
+
+func TestMalformedLineFails(t *testing.T) {
+	s, gs, from, to := small(t, lokitest.Limits{}, 5)
+	bad := lokitest.Entry{Labels: map[string]string{"app": App, "SrcK8S_Type": "Pod", "SrcK8S_Namespace": "x"},
+		Time: from.Add(time.Minute), Line: []byte(`SrcAddr=10.128.0.1 DstAddr=198.51.100.9 DstPort=443`)}
+	if err := s.Push(context.Background(), []lokitest.Entry{bad}); err != nil {
+		t.Fatal(err)
+	}
+	_ = gs
+	c := newClient(t, s)
+	_, err := c.Egress(context.Background(), Options{From: from, To: to})
+	if err == nil || !strings.Contains(err.Error(), "JSONParserErr") {
+		t.Fatalf("a line `| json` cannot parse must fail the aggregate pull, got %v", err)
+	}
+	// The raw path decodes lines itself and accounts for the bad one.
+	res, err := c.Egress(context.Background(), Options{From: from, To: to, Mode: Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Decode.Undecodable != 1 {
+		t.Fatalf("want 1 undecodable line, got %+v", res.Decode)
+	}
+}
+
+func TestBarrierWaitsForLateRecords(t *testing.T) {
+	s := lokitest.Start(t, lokitest.Limits{})
+	to := time.Now().Add(-30 * time.Second).Truncate(time.Millisecond)
+	from := to.Add(-10 * time.Minute)
+	gs := lokitest.Generate(lokitest.GenConfig{Records: 3000, From: from, To: to, Seed: 6})
+	// The agents' last export is late: its records (stamped inside the window) and the
+	// first records after the window arrive while the pull is waiting.
+	early, late := gs[:2000], gs[2000:]
+	pushed(t, s, early)
+	after := lokitest.Generate(lokitest.GenConfig{Records: 200, From: to, To: to.Add(20 * time.Second), Seed: 7})
+	c := newClient(t, s)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		_ = s.Push(context.Background(), append(lokitest.Entries(late), lokitest.Entries(after)...))
+	}()
+	res, err := c.Egress(context.Background(), Options{From: from, To: to,
+		Barrier: Barrier{Timeout: 30 * time.Second, Interval: 200 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+
+	// Nothing after the window end: the barrier gives up, saying why.
+	_, err = c.Egress(context.Background(), Options{From: from, To: to.Add(20 * time.Second),
+		Barrier: Barrier{Timeout: time.Second, Interval: 200 * time.Millisecond}})
+	if err == nil || !strings.Contains(err.Error(), "ingestion barrier") {
+		t.Fatalf("want an ingestion barrier timeout, got %v", err)
+	}
+}
+
+func TestBarrierCanary(t *testing.T) {
+	s, _, _, _ := sharedLoki(t)
+	c := newClient(t, s)
+	end := time.Now().Add(-time.Minute)
+	canary := `{app="netobserv-flowcollector"} |= "canary-7f3a"`
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		_ = s.Push(context.Background(), []lokitest.Entry{{Labels: map[string]string{"app": App, "canary": "1"},
+			Time: end.Add(time.Second), Line: []byte(`{"canary-7f3a":true}`)}})
+	}()
+	if err := c.WaitIngested(context.Background(), end, Barrier{Timeout: 20 * time.Second, Interval: 100 * time.Millisecond, Canary: canary}); err != nil {
+		t.Fatal(err)
+	}
+}

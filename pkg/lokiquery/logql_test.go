@@ -1,0 +1,253 @@
+package lokiquery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+)
+
+func TestPipelineString(t *testing.T) {
+	p := Pipeline{
+		Selector:     []Matcher{{"app", OpEq, App}, {"DstK8S_Type", OpEq, ""}},
+		LineFilters:  []LineFilter{{LineNotContains, `"DstSubnetLabel":"Pods"`}},
+		JSONFields:   []string{"DstAddr", "DstPort"},
+		LabelFilters: []Matcher{{"DstSubnetLabel", OpNotRe, "Pods|Machines"}},
+	}
+	want := `{app="netobserv-flowcollector", DstK8S_Type=""} != "\"DstSubnetLabel\":\"Pods\"" | json DstAddr, DstPort | DstSubnetLabel!~"Pods|Machines"`
+	if got := p.String(); got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	m := Metric{Pipeline: p.WithFields("Bytes"), Agg: AggSum, Unwrap: "Bytes", Range: 90 * time.Minute, By: []string{"DstAddr"}}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.String(); !strings.HasPrefix(got, "sum by (DstAddr) (sum_over_time({") || !strings.HasSuffix(got, "| json Bytes, DstAddr, DstPort | DstSubnetLabel!~\"Pods|Machines\" | unwrap Bytes [5400000ms]))") {
+		t.Fatalf("metric: %s", got)
+	}
+}
+
+func TestPipelineValidate(t *testing.T) {
+	for _, c := range []struct {
+		p    Pipeline
+		want string
+	}{
+		{Pipeline{Selector: []Matcher{{"app", OpEq, ""}}}, "non-empty value"},
+		{Pipeline{Selector: []Matcher{{"app", OpNeq, "x"}}}, "non-empty value"},
+		{Pipeline{Selector: []Matcher{{"app", OpEq, App}, {"bad-name", OpEq, "x"}}}, "not a valid label name"},
+		{Pipeline{Selector: []Matcher{{"app", OpEq, App}, {"a", OpRe, "("}}}, "missing closing"},
+		{Pipeline{Selector: []Matcher{{"app", OpEq, App}, {"a", "==", "x"}}}, "operator"},
+		{Pipeline{Selector: []Matcher{{"app", OpEq, App}}, JSONFields: []string{"a b"}}, "json field"},
+	} {
+		err := c.p.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error containing %q", c.p, err, c.want)
+		}
+	}
+	if err := EgressPipeline([]Matcher{{"K8S_ClusterName", OpEq, "ci"}}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []Metric{
+		{Pipeline: EgressPipeline(nil), Agg: AggCount, Range: time.Second + time.Microsecond},
+		{Pipeline: EgressPipeline(nil), Agg: AggSum, Range: time.Second},
+		{Pipeline: EgressPipeline(nil), Agg: AggCount, Unwrap: "Bytes", Range: time.Second},
+		{Pipeline: EgressPipeline(nil), Agg: "rate", Range: time.Second},
+	} {
+		if m.Validate() == nil {
+			t.Errorf("%s must be rejected", m)
+		}
+	}
+}
+
+// The egress selection keeps node and pod sources (the enhancement's query keeps only
+// SrcSubnetLabel="Pods") and drops in-cluster destinations in both formats.
+func TestEgressPipelineShape(t *testing.T) {
+	q := EgressPipeline(nil).String()
+	for _, want := range []string{`app="netobserv-flowcollector"`, `DstK8S_Type=""`, `| DstK8S_Type=""`, `DstSubnetLabel!~"Pods|Services|Machines"`} {
+		if !strings.Contains(q, want) {
+			t.Errorf("%s lacks %s", q, want)
+		}
+	}
+	for _, bad := range []string{"SrcSubnetLabel", "FlowDirection", "K8S_FlowLayer"} {
+		if strings.Contains(q, bad) {
+			t.Errorf("%s must not filter on %s (it would drop node or unknown-direction egress)", q, bad)
+		}
+	}
+}
+
+func TestRegexAlternatives(t *testing.T) {
+	re := regexp.MustCompile("^(?:" + regexAlternatives([]string{"a.b", "c|d", "e+"}) + ")$")
+	for s, want := range map[string]bool{"a.b": true, "axb": false, "c|d": true, "c": false, "e+": true, "ee": false} {
+		if re.MatchString(s) != want {
+			t.Errorf("%q: got %v", s, !want)
+		}
+	}
+}
+
+func TestParseFlagsLabel(t *testing.T) {
+	for in, want := range map[string]uint32{
+		"":                    0,
+		"[]":                  0,
+		`["SYN","ACK"]`:       flow.FlagSYN | flow.FlagACK,
+		`["SYN_ACK","PSH"]`:   flow.FlagSYNACK | flow.FlagPSH,
+		"18":                  18,
+		`["FIN", "RST_ACK"]`:  flow.FlagFIN | flow.FlagRSTACK,
+		`["SYN","NEW_THING"]`: flow.FlagSYN,
+		`[2, 16]`:             flow.FlagSYN | flow.FlagACK,
+	} {
+		got, err := parseFlagsLabel(in)
+		if err != nil || got != want {
+			t.Errorf("%q: got %#x, %v; want %#x", in, got, err, want)
+		}
+	}
+	if _, err := parseFlagsLabel("SYN"); err == nil {
+		t.Error("a bare name is neither format")
+	}
+}
+
+func TestClassify(t *testing.T) {
+	le := func(status int, body string) error { return &LokiError{Status: status, Body: body} }
+	for _, c := range []struct {
+		err  error
+		kind limitKind
+		n    int64
+	}{
+		{le(400, "maximum number of series (500) reached for a single query; consider reducing"), limitSeries, 500},
+		{le(400, "max entries limit per query exceeded, limit > max_entries_limit_per_query (20000 > 5000)"), limitEntries, 5000},
+		{le(400, "the query time range exceeds the limit (query length: 1h0m0s, limit: 25m0s)"), limitLength, int64(25 * time.Minute)},
+		{le(400, "the query time range exceeds the limit (query length: 60d, limit: 30d)"), limitLength, int64(30 * 24 * time.Hour)},
+		{le(504, "request timed out, decrease the duration of the request"), limitTimeout, 0},
+		{le(400, "the query would read too many bytes (query: 10 GiB, limit: 1 GiB)"), limitBytes, 0},
+		{le(400, "parse error at line 1"), noLimit, 0},
+	} {
+		kind, n := classify(c.err)
+		if kind != c.kind || n != c.n {
+			t.Errorf("%v: got %v %d, want %v %d", c.err, kind, n, c.kind, c.n)
+		}
+	}
+}
+
+func TestTransient(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&LokiError{Status: 429, Body: "too many outstanding requests"}, true},
+		{&LokiError{Status: 502, Body: "bad gateway"}, true},
+		{&LokiError{Status: 503}, true},
+		{&LokiError{Status: 504, Body: "request timed out"}, false},
+		{&LokiError{Status: 400, Body: "parse error"}, false},
+		{&LokiError{Status: 401}, false},
+		{&url.Error{Op: "GET", URL: "http://x", Err: syscall.ECONNREFUSED}, true},
+		{&url.Error{Op: "GET", URL: "http://x", Err: syscall.ECONNRESET}, true},
+		{context.Canceled, false},
+		{fmt.Errorf("wrapped: %w", &LokiError{Status: 500}), true},
+		{permanent(errors.New("token file missing")), false},
+	} {
+		if got := Transient(c.err); got != c.want {
+			t.Errorf("%v: got %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+func TestLokiErrorNamesTheFix(t *testing.T) {
+	err := (&LokiError{Status: http.StatusForbidden, Path: "/x", Body: "forbidden"}).Error()
+	if !strings.Contains(err, "bearer token") || !strings.Contains(err, "403") {
+		t.Fatal(err)
+	}
+}
+
+// Splitting a shard gives parts whose matchers cover every value of the parent, including
+// values that were not listed and an absent label, each exactly once.
+func TestSplitShardCovers(t *testing.T) {
+	var all []map[string]string
+	for i := range 20 {
+		all = append(all, map[string]string{"SrcK8S_Namespace": fmt.Sprintf("ns-%02d", i), "SrcK8S_OwnerName": fmt.Sprintf("w-%d", i%3)})
+	}
+	all = append(all, map[string]string{"SrcK8S_OwnerName": "node-a"})
+	r := &run{listed: true}
+	for _, l := range all {
+		r.all = append(r.all, l)
+	}
+	probe := []map[string]string{{"SrcK8S_Namespace": "unlisted"}, {}, {"SrcK8S_OwnerName": "node-a"}}
+	probe = append(probe, all...)
+	var check func(p piece, depth int)
+	check = func(p piece, depth int) {
+		parts, err := r.splitShard(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if parts == nil || depth > 3 {
+			return
+		}
+		for _, l := range probe {
+			if !matchAll(l, p.shard.matchers()) {
+				continue
+			}
+			n := 0
+			for _, q := range parts {
+				if matchAll(l, q.shard.matchers()) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("depth %d: %v is in %d parts of %v", depth, l, n, p.shard.matchers())
+			}
+		}
+		for _, q := range parts {
+			check(q, depth+1)
+		}
+	}
+	check(piece{fam: allStreams, shard: shard{dim: -1}}, 0)
+}
+
+func TestProject(t *testing.T) {
+	p := flow.PortPolicy{Extra: map[int]bool{6443: true, 40000: true}}
+	base := flow.Record{SrcType: "Pod", SrcOwnerType: "Deployment", SrcName: "web-1", SrcHostName: "n1", SrcAddr: "10.128.0.5",
+		DstAddr: "198.51.100.1", Proto: flow.ProtoTCP, SrcPort: 45000, DstPort: 443, Flags: flow.FlagSYN, Bytes: 10, AgentIP: "10.0.0.1"}
+	for _, c := range []struct {
+		name string
+		mod  func(*flow.Record)
+		want func(*flow.Record)
+	}{
+		{"client port", nil, func(r *flow.Record) { r.SrcPort = flow.EphemeralPort }},
+		{"extra port kept", func(r *flow.Record) { r.SrcPort = 40000 }, func(r *flow.Record) { r.SrcPort = 40000 }},
+		{"registered port kept", func(r *flow.Record) { r.SrcPort = 5000 }, func(r *flow.Record) { r.SrcPort = 5000 }},
+		{"UDP to a client port keeps the source port", func(r *flow.Record) { r.Proto, r.DstPort, r.Flags = flow.ProtoUDP, 50000, 0 },
+			func(r *flow.Record) { r.Proto, r.DstPort, r.Flags = flow.ProtoUDP, 50000, 0; r.SrcPort = 45000 }},
+		{"response leg", func(r *flow.Record) { r.SrcPort, r.DstPort, r.Flags = 443, 45000, flow.FlagACK|flow.FlagSYNACK },
+			func(r *flow.Record) { r.SrcPort, r.DstPort, r.Flags = 443, flow.EphemeralPort, flow.FlagSYNACK }},
+		{"a SYN keeps its port", func(r *flow.Record) { r.SrcPort, r.DstPort = 443, 45000 },
+			func(r *flow.Record) { r.SrcPort, r.DstPort = 443, 45000 }},
+		{"mirror pod keeps names", func(r *flow.Record) { r.SrcOwnerType = "Node" },
+			func(r *flow.Record) {
+				r.SrcOwnerType, r.SrcName, r.SrcHostName, r.SrcPort = "Node", "web-1", "n1", flow.EphemeralPort
+			}},
+		{"unknown source keeps its address", func(r *flow.Record) { r.SrcType = "" },
+			func(r *flow.Record) {
+				r.SrcType, r.SrcName, r.SrcHostName, r.SrcAddr, r.SrcPort = "", "web-1", "n1", "10.128.0.5", flow.EphemeralPort
+			}},
+	} {
+		in := base
+		if c.mod != nil {
+			c.mod(&in)
+		}
+		want := flow.Record{SrcType: "Pod", SrcOwnerType: "Deployment", DstAddr: "198.51.100.1", Proto: flow.ProtoTCP,
+			DstPort: 443, Flags: flow.FlagSYN, Bytes: 10, Count: 1}
+		if in.Flags&flow.FlagSYN == 0 {
+			want.Flags = 0
+		}
+		c.want(&want)
+		if got := Project(in, p); got != want {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, want)
+		}
+	}
+}

@@ -1,0 +1,219 @@
+package lokiquery
+
+import (
+	"context"
+	"regexp"
+	"sort"
+)
+
+// shardDims are the stream labels a piece is sharded on when its answer has too many
+// series, coarsest first.
+var shardDims = []string{"SrcK8S_Namespace", "SrcK8S_OwnerName", "DstK8S_OwnerName"}
+
+// shardWays is how many parts a shard is cut into at each split: a failed query costs a
+// scan, so cutting in more than two saves rounds.
+const shardWays = 8
+
+// shard is a subset of a family's streams: equality matchers fixed by coarser dimensions,
+// and a subset of the values of dimension dim. A shard with rest also takes every value not
+// given to a sibling (values that appeared after the streams were listed, and "absent"), so
+// the shards of a split always cover the whole parent.
+type shard struct {
+	fixed  []Matcher
+	dim    int // index in shardDims; -1: not sharded
+	values []string
+	rest   bool
+	all    []string // every listed value at this level, for the rest matcher
+}
+
+func (s shard) matchers() []Matcher {
+	out := append([]Matcher(nil), s.fixed...)
+	if s.dim < 0 {
+		return out
+	}
+	name := shardDims[s.dim]
+	if !s.rest {
+		return append(out, Matcher{Name: name, Op: OpRe, Value: regexAlternatives(s.values)})
+	}
+	mine := map[string]bool{}
+	for _, v := range s.values {
+		mine[v] = true
+	}
+	var others []string
+	for _, v := range s.all {
+		if !mine[v] {
+			others = append(others, v)
+		}
+	}
+	if len(others) == 0 {
+		return out
+	}
+	return append(out, Matcher{Name: name, Op: OpNotRe, Value: regexAlternatives(others)})
+}
+
+// linesPerKey is the number of egress lines a shard is planned to hold per allowed series:
+// flow records repeat their matrix key (every connection of a workload to a server, every
+// record of a long connection), so a shard of MaxSeries*linesPerKey lines usually fits. A
+// shard that does not is split again.
+const linesPerKey = 8
+
+// planShards cuts the source namespaces into shards of about capacity lines (first fit,
+// biggest first); records without a namespace (nodes) and namespaces not counted go to a
+// shard that takes "the rest". One shard when everything fits.
+func planShards(perNS map[string]int64, capacity int) []shard {
+	var total int64
+	var values []string
+	for ns, n := range perNS {
+		total += n
+		if ns != "" {
+			values = append(values, ns)
+		}
+	}
+	if total <= int64(capacity) || len(values) == 0 {
+		return []shard{{dim: -1}}
+	}
+	sort.Slice(values, func(i, j int) bool {
+		if perNS[values[i]] != perNS[values[j]] {
+			return perNS[values[i]] > perNS[values[j]]
+		}
+		return values[i] < values[j]
+	})
+	type bin struct {
+		values []string
+		lines  int64
+	}
+	bins := []*bin{{lines: perNS[""]}} // the rest shard starts with the unnamespaced lines
+	for _, v := range values {
+		placed := false
+		for _, b := range bins {
+			if b.lines+perNS[v] <= int64(capacity) {
+				b.values, b.lines, placed = append(b.values, v), b.lines+perNS[v], true
+				break
+			}
+		}
+		if !placed {
+			bins = append(bins, &bin{values: []string{v}, lines: perNS[v]})
+		}
+	}
+	all := append([]string(nil), values...)
+	sort.Strings(all)
+	var out []shard
+	for i, b := range bins {
+		sort.Strings(b.values)
+		out = append(out, shard{dim: 0, values: b.values, rest: i == 0, all: all})
+	}
+	return out
+}
+
+// familyStreams is the label sets of the family's egress streams in the window, the values
+// shards are made of.
+func (r *run) familyStreams(ctx context.Context, _ *family) ([]map[string]string, error) {
+	r.listMu.Lock()
+	defer r.listMu.Unlock()
+	if !r.listed {
+		all, err := r.c.series(ctx, selector(r.base.Selector), r.o.From, r.o.To)
+		if err != nil {
+			return nil, err
+		}
+		r.all, r.listed = all, true
+	}
+	var out []map[string]string
+	for _, l := range r.all {
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// matchAll evaluates stream matchers on a label set the way Loki does (absent is "",
+// regular expressions are anchored).
+func matchAll(l map[string]string, ms []Matcher) bool {
+	for _, m := range ms {
+		v := l[m.Name]
+		switch m.Op {
+		case OpEq:
+			if v != m.Value {
+				return false
+			}
+		case OpNeq:
+			if v == m.Value {
+				return false
+			}
+		case OpRe, OpNotRe:
+			ok := regexp.MustCompile("^(?:" + m.Value + ")$").MatchString(v)
+			if ok != (m.Op == OpRe) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// splitShard cuts a piece's shard in parts that cover it; nil when it cannot be cut further
+// by label values (then time splitting is the way left).
+func (r *run) splitShard(ctx context.Context, p piece) ([]piece, error) {
+	s := p.shard
+	if s.dim < 0 || (len(s.values) == 1 && !s.rest) {
+		// Not sharded yet, or down to one value: shard on the next dimension inside it.
+		fixed := append([]Matcher(nil), s.fixed...)
+		if s.dim >= 0 {
+			fixed = append(fixed, Matcher{Name: shardDims[s.dim], Op: OpEq, Value: s.values[0]})
+		}
+		streams, err := r.familyStreams(ctx, p.fam)
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		for next := s.dim + 1; next < len(shardDims); next++ {
+			if values := valuesOf(streams, fixed, shardDims[next]); len(values) > 0 {
+				s = shard{fixed: fixed, dim: next, values: values, rest: true, all: values}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, nil
+		}
+	}
+	n := len(s.values)
+	if n == 0 {
+		return nil, nil // only values that were not listed are left: no label to cut on
+	}
+	ways := min(shardWays, n)
+	if s.rest {
+		ways = min(shardWays-1, n)
+	}
+	var out []piece
+	for i := range ways {
+		q := p
+		q.shard = shard{fixed: s.fixed, dim: s.dim, values: s.values[i*n/ways : (i+1)*n/ways], all: s.all}
+		out = append(out, q)
+	}
+	if s.rest {
+		q := p
+		q.shard = shard{fixed: s.fixed, dim: s.dim, rest: true, all: s.all}
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// valuesOf lists the distinct non-empty values of label among the streams matching fixed.
+func valuesOf(streams []map[string]string, fixed []Matcher, label string) []string {
+	set := map[string]bool{}
+next:
+	for _, s := range streams {
+		for _, m := range fixed {
+			if s[m.Name] != m.Value {
+				continue next
+			}
+		}
+		if v := s[label]; v != "" {
+			set[v] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for v := range set {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
+}
