@@ -149,7 +149,7 @@ func TestDiffIncompleteObservations(t *testing.T) {
 		t.Errorf("empty observation: exit %d: %s", code, stderr)
 	}
 	_, stderr, code = run(t, "matrix", "diff", "--baseline", bfile, "--flows", filepath.Join("testdata", "sampled.jsonl"), "--cluster-network", "10.128.0.0/14")
-	if code != 2 || !strings.Contains(stderr, "sampling > 1") {
+	if code != 2 || !strings.Contains(stderr, "spec.agent.ebpf.sampling must be 1") {
 		t.Errorf("sampled: exit %d: %s", code, stderr)
 	}
 	undecided := filepath.Join(dir, "undecided.json")
@@ -273,5 +273,17 @@ func TestExitCode(t *testing.T) {
 	wrapped := errors.Join(errors.New("ctx"), &ExitError{Code: CodeUndocumented, Err: errors.New("u")})
 	if ExitCode(wrapped) != 1 {
 		t.Fatal("a wrapped ExitError keeps its code")
+	}
+}
+
+// collect prints what it found but fails (2) on a window that proves nothing.
+func TestIncompleteIsExit2(t *testing.T) {
+	m := &matrix.Matrix{}
+	if err := incomplete(m); ExitCode(err) != CodeError || !strings.Contains(err.Error(), "no flow records at all") {
+		t.Errorf("empty matrix: %v (exit %d), want exit 2 naming the empty window", err, ExitCode(err))
+	}
+	m.Stats.Records, m.Stats.Egress = 3, 3
+	if err := incomplete(m); err != nil {
+		t.Errorf("complete matrix: %v", err)
 	}
 }

@@ -61,7 +61,8 @@ against Loki's own count of the window. Any failure exits 2.`,
 				return err
 			}
 			warnIncomplete(cmd.ErrOrStderr(), m)
-			return nil
+			// Printed for inspection, but a window that proves nothing is a failure.
+			return incomplete(m)
 		},
 	}
 	loki.bind(cmd.Flags())

@@ -59,6 +59,14 @@ func newMatrixBuildCmd() *cobra.Command {
 }
 
 // warnIncomplete says on stderr what part of the records did not become entries.
+// incomplete is matrix.Check as the command's exit code 2.
+func incomplete(m *matrix.Matrix) error {
+	if err := m.Check(); err != nil {
+		return &ExitError{Code: CodeError, Err: fmt.Errorf("incomplete observation: %w", err)}
+	}
+	return nil
+}
+
 func warnIncomplete(w io.Writer, m *matrix.Matrix) {
 	s := m.Stats
 	if s.Sampled > 0 {
@@ -112,7 +120,7 @@ undecodable records.`,
 			if err := report.WriteDiff(cmd.OutOrStdout(), r, format); err != nil {
 				return err
 			}
-			return verdict(r, allowUndecided)
+			return verdict(m, r, allowUndecided)
 		},
 	}
 	bl.add(cmd.Flags())
@@ -126,22 +134,13 @@ undecodable records.`,
 }
 
 // verdict turns a diff into the command's error and exit code. Observations that cannot prove
-// anything are errors (2) before undocumented connections (1).
-func verdict(r *baseline.Result, allowUndecided bool) error {
+// anything (matrix.Check: no records, sampled or undecodable records) are errors (2) before
+// undocumented connections (1).
+func verdict(m *matrix.Matrix, r *baseline.Result, allowUndecided bool) error {
+	if err := incomplete(m); err != nil {
+		return err
+	}
 	s := r.Stats
-	var incomplete []string
-	if s.Records == 0 {
-		incomplete = append(incomplete, "no flow records at all: an empty observation proves nothing; check the collector and the time window")
-	}
-	if s.Sampled > 0 {
-		incomplete = append(incomplete, fmt.Sprintf("%d records were taken with sampling > 1, so connections may be missing; set FlowCollector spec.agent.ebpf.sampling: 1 and record again", s.Sampled))
-	}
-	if s.Undecodable > 0 {
-		incomplete = append(incomplete, fmt.Sprintf("%d records could not be decoded (listed above); fix or re-export them", s.Undecodable))
-	}
-	if len(incomplete) > 0 {
-		return &ExitError{Code: CodeError, Err: errors.New("incomplete observation: " + strings.Join(incomplete, "; "))}
-	}
 	var fails []string
 	if n := len(r.Undocumented); n > 0 {
 		fails = append(fails, fmt.Sprintf("%d undocumented egress connection(s) (listed above); fix: document them in the baseline (egress-tests-ext baseline update) or stop them", n))

@@ -298,22 +298,6 @@ func bestMatch(cands []compiled, o *matrix.Entry) (*compiled, string, bool) {
 	return best, best.describeDestination(o, host, addrs) + "; " + describeSource(best.e.Source, o) + "; " + port, true
 }
 
-// ObservedLess orders observed entries as matrix.SortEntries does (source, destination,
-// protocol, port), so that reports are deterministic and read like the matrix.
-func ObservedLess(a, b *matrix.Entry) bool {
-	switch {
-	case a.SrcNamespace != b.SrcNamespace:
-		return a.SrcNamespace < b.SrcNamespace
-	case a.SrcKind != b.SrcKind:
-		return a.SrcKind < b.SrcKind
-	case a.SrcWorkload != b.SrcWorkload:
-		return a.SrcWorkload < b.SrcWorkload
-	case a.DstName != b.DstName:
-		return a.DstName < b.DstName
-	case a.Protocol != b.Protocol:
-		return a.Protocol < b.Protocol
-	case a.Port != b.Port:
-		return a.Port < b.Port
-	}
-	return a.DstNamedBy < b.DstNamedBy
-}
+// ObservedLess orders observed entries as the matrix does (matrix.EntryLess), so that
+// reports are deterministic and read like the matrix.
+func ObservedLess(a, b *matrix.Entry) bool { return matrix.EntryLess(a, b) }

@@ -690,10 +690,12 @@ func pendLess(a, b pendKey) bool {
 // SortEntries sorts entries by source namespace, kind, workload, then destination name,
 // protocol and port (then naming, for two names that only differ in how they were found).
 func SortEntries(es []Entry) {
-	sort.Slice(es, func(i, j int) bool { return entryLess(&es[i], &es[j]) })
+	sort.Slice(es, func(i, j int) bool { return EntryLess(&es[i], &es[j]) })
 }
 
-func entryLess(a, b *Entry) bool {
+// EntryLess is the order of the matrix: source (namespace, kind, workload), destination,
+// protocol, port.
+func EntryLess(a, b *Entry) bool {
 	switch {
 	case a.SrcNamespace != b.SrcNamespace:
 		return a.SrcNamespace < b.SrcNamespace

@@ -410,7 +410,7 @@ func TestDeterministicAndRepeatable(t *testing.T) {
 		t.Fatalf("synthetic records cover too little: %+v", m.Stats)
 	}
 	for i := 1; i < len(m.Entries); i++ {
-		if !entryLess(&m.Entries[i-1], &m.Entries[i]) {
+		if !EntryLess(&m.Entries[i-1], &m.Entries[i]) {
 			t.Fatalf("entries %d and %d out of order or duplicate: %s / %s", i-1, i, m.Entries[i-1].Key(), m.Entries[i].Key())
 		}
 	}
