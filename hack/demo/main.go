@@ -23,8 +23,12 @@ import (
 
 // The recorded cluster: what the e2e spec would read from ClusterVersion, Infrastructure,
 // Network and the nodes. It must match hack/gencapture.
+const (
+	// The recorded window of testdata/demo/capture.json.
+	from, to = "2026-11-02T10:00:00Z", "2026-11-02T10:30:00Z"
+)
+
 var (
-	from, to        = "2026-11-02T10:00:00Z", "2026-11-02T10:30:00Z"
 	version         = "4.21.3"
 	platform        = "AWS"
 	topology        = "HighlyAvailable"
@@ -79,6 +83,20 @@ that is real: a Loki server on 127.0.0.1, the LogQL queries, the matrix, the bas
 	if err != nil {
 		return err
 	}
+	// Loki answers from its ingesters only for recent data, and the recording is weeks old:
+	// replay it as if it had been recorded over the last hour. Every timestamp moves by the
+	// same offset (entries, the records' own times, the name resolutions), nothing else changes.
+	recStart, _ := time.Parse(time.RFC3339, from)
+	recEnd, _ := time.Parse(time.RFC3339, to)
+	offset := time.Now().UTC().Truncate(time.Minute).Add(-45 * time.Minute).Sub(recStart)
+	if err := shiftEntries(entries, offset); err != nil {
+		return err
+	}
+	namesFile := filepath.Join(out, "names.json")
+	if err := shiftNames(filepath.Join(capture, "names.json"), namesFile, offset); err != nil {
+		return err
+	}
+	from, to := recStart.Add(offset).Format(time.RFC3339), recEnd.Add(offset).Format(time.RFC3339)
 
 	dataDir, err := os.MkdirTemp("", "egress-demo-loki-")
 	if err != nil {
@@ -101,9 +119,10 @@ that is real: a Loki server on 127.0.0.1, the LogQL queries, the matrix, the bas
 	if err := srv.Push(ctx, entries); err != nil {
 		return fmt.Errorf("loading the recording into Loki: %w", err)
 	}
-	fmt.Printf("2. loaded %d recorded flow records (window %s – %s)\n", len(entries), from, to)
+	fmt.Printf("2. loaded %d recorded flow records, replayed as window %s – %s (recorded %s – %s)\n",
+		len(entries), from, to, recStart.Format(time.RFC3339), recEnd.Format(time.RFC3339))
 
-	naming := []string{"--names", filepath.Join(capture, "names.json"), "--cluster-network", clusterNetworks}
+	naming := []string{"--names", namesFile, "--cluster-network", clusterNetworks}
 	for _, r := range nodeRoles {
 		naming = append(naming, "--node-role", r)
 	}
@@ -154,7 +173,8 @@ that is real: a Loki server on 127.0.0.1, the LogQL queries, the matrix, the bas
 		return fmt.Errorf("matrix diff -o json: %w", err)
 	}
 
-	// The ready-to-commit update: the baseline file with the undocumented entries appended.
+	// The ready-to-commit update: the baseline file with the undocumented entries appended
+	// (what the platform file already documents is not added) and confirmed ones marked.
 	proposed := filepath.Join(out, "proposed-common.yaml")
 	orig, err := os.ReadFile("baseline/4.21/common.yaml")
 	if err != nil {
@@ -163,7 +183,7 @@ that is real: a Loki server on 127.0.0.1, the LogQL queries, the matrix, the bas
 	if err := os.WriteFile(proposed, orig, 0o644); err != nil {
 		return err
 	}
-	if _, code, err := runBin(bin, []string{"baseline", "update", "--baseline", proposed, "--matrix", matrixJSON}, true); err != nil || code != 0 {
+	if _, code, err := runBin(bin, []string{"baseline", "update", "--baseline", proposed, "--with", "baseline/4.21/platform/aws.yaml", "--matrix", matrixJSON}, true); err != nil || code != 0 {
 		return fmt.Errorf("baseline update exited %d: %v", code, err)
 	}
 	patch, _ := exec.Command("diff", "-u", "--label", "baseline/4.21/common.yaml", "--label", "proposed", "baseline/4.21/common.yaml", proposed).Output()
@@ -245,4 +265,62 @@ func readCapture(path string) ([]lokitest.Entry, error) {
 		return nil, fmt.Errorf("%s holds no flow records", path)
 	}
 	return entries, nil
+}
+
+// shiftEntries moves every entry, and the times inside its flow record, by offset.
+func shiftEntries(entries []lokitest.Entry, offset time.Duration) error {
+	for i := range entries {
+		dec := json.NewDecoder(bytes.NewReader(entries[i].Line))
+		dec.UseNumber() // keep every other number exactly as recorded
+		var rec map[string]any
+		if err := dec.Decode(&rec); err != nil {
+			return fmt.Errorf("recorded entry %d: %w", i, err)
+		}
+		for field, unit := range map[string]time.Duration{"TimeFlowStartMs": time.Millisecond, "TimeFlowEndMs": time.Millisecond, "TimeReceived": time.Second} {
+			n, ok := rec[field].(json.Number)
+			if !ok {
+				continue
+			}
+			v, err := n.Int64()
+			if err != nil {
+				return fmt.Errorf("recorded entry %d: %s: %w", i, field, err)
+			}
+			rec[field] = v + int64(offset/unit)
+		}
+		line, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		entries[i].Line = line
+		entries[i].Time = entries[i].Time.Add(offset)
+	}
+	return nil
+}
+
+// shiftNames writes the recorded name resolutions moved by offset.
+func shiftNames(in, out string, offset time.Duration) error {
+	data, err := os.ReadFile(in)
+	if err != nil {
+		return err
+	}
+	var names struct {
+		Resolutions []struct {
+			Address string    `json:"address"`
+			Host    string    `json:"host"`
+			From    time.Time `json:"from"`
+			To      time.Time `json:"to"`
+		} `json:"resolutions"`
+	}
+	if err := json.Unmarshal(data, &names); err != nil {
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	for i := range names.Resolutions {
+		names.Resolutions[i].From = names.Resolutions[i].From.Add(offset)
+		names.Resolutions[i].To = names.Resolutions[i].To.Add(offset)
+	}
+	data, err = json.MarshalIndent(names, "", " ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(out, append(data, '\n'), 0o644)
 }
