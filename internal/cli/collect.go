@@ -79,6 +79,7 @@ type lokiFlags struct {
 	from, to                       string
 	saveFlows                      string
 	raw, countsOnly                bool
+	dns                            bool
 	ingestWait                     time.Duration
 	timeout                        time.Duration
 	concurrency                    int
@@ -97,6 +98,7 @@ func (f *lokiFlags) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&f.to, "to", "", "window end, RFC3339, exclusive (with --from)")
 	fs.StringVar(&f.saveFlows, "save-flows", "", "also write the retrieved flow records as JSON lines that `matrix build --flows` replays")
 	fs.BoolVar(&f.raw, "raw", false, "pull every raw line instead of letting Loki aggregate (slower; exact ports and times)")
+	fs.BoolVar(&f.dns, "dns", true, "also collect each workload's DNS queries to the cluster DNS (names only: the matrix's dnsQueries evidence); --dns=false skips them")
 	fs.BoolVar(&f.countsOnly, "counts-only", false, "let Loki count flows only (about 4x less work): entries keep exact flows and ports but no bytes, first or last seen")
 	fs.DurationVar(&f.ingestWait, "ingest-wait", 2*time.Minute, "wait up to this long for Loki to hold records stamped after the window end (0: do not wait)")
 	fs.DurationVar(&f.timeout, "loki-timeout", 2*time.Minute, "timeout of one Loki request")
@@ -206,13 +208,29 @@ func (f *lokiFlags) collect(ctx context.Context, opts matrix.Options, log io.Wri
 	}
 	fmt.Fprintf(log, "loki: %d egress flow records in [%s, %s) as %d %s records, %d query pieces, %d requests, %s\n",
 		res.Retrieved, from.Format(time.RFC3339), to.Format(time.RFC3339), len(res.Records), res.Mode, res.Pieces, c.Requests(), time.Since(start).Round(time.Millisecond))
+	records := res.Records
+	if f.dns {
+		// The same window, already waited for. Evidence the output lists: a failure fails
+		// the command rather than print a matrix without it.
+		start := time.Now()
+		dns, err := c.DNSQueries(ctx, lokiquery.Options{From: from, To: to, MinPiece: o.MinPiece})
+		if err != nil {
+			return nil, fmt.Errorf("loki %s: %w (--dns=false skips the DNS evidence)", f.url, err)
+		}
+		var n int64
+		for _, r := range dns {
+			n += r.Count
+		}
+		fmt.Fprintf(log, "loki: %d DNS query records to the cluster DNS as %d records, %s\n", n, len(dns), time.Since(start).Round(time.Millisecond))
+		records = append(append(make([]flow.Record, 0, len(records)+len(dns)), records...), dns...)
+	}
 	if f.saveFlows != "" {
-		if err := saveFlows(f.saveFlows, res.Records); err != nil {
+		if err := saveFlows(f.saveFlows, records); err != nil {
 			return nil, err
 		}
 	}
 	b := matrix.NewBuilder(opts)
-	for _, r := range res.Records {
+	for _, r := range records {
 		b.Add(r)
 	}
 	b.AddDecodeStats(res.Decode)

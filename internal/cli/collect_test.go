@@ -55,30 +55,76 @@ func TestCollectFromLoki(t *testing.T) {
 		}
 	}
 	want := matrix.Build(truth, opts)
-	if len(want.Entries) == 0 || !reflect.DeepEqual(got.Entries, want.Entries) || got.Stats != want.Stats {
-		t.Fatalf("the collected matrix differs from the generated one:\n got %d entries %+v\nwant %d entries %+v", len(got.Entries), got.Stats, len(want.Entries), want.Stats)
+	// The DNS queries to the cluster DNS (--dns, on by default) add evidence, not entries:
+	// the names of the matrix of every generated record, counted in DNSNamedOnly.
+	var every []flow.Record
+	for _, g := range gs {
+		every = append(every, g.Truth)
+	}
+	all := matrix.Build(every, opts)
+	wantStats := want.Stats
+	wantStats.Records += all.Stats.DNSNamedOnly
+	wantStats.DNSNamedOnly = all.Stats.DNSNamedOnly
+	if len(want.Entries) == 0 || !reflect.DeepEqual(got.Entries, want.Entries) || got.Stats != wantStats {
+		t.Fatalf("the collected matrix differs from the generated one:\n got %d entries %+v\nwant %d entries %+v", len(got.Entries), got.Stats, len(want.Entries), wantStats)
+	}
+	if len(all.DNSQueries) == 0 || !reflect.DeepEqual(got.DNSQueries, all.DNSQueries) {
+		t.Fatalf("DNS evidence: got %d sources, want %d", len(got.DNSQueries), len(all.DNSQueries))
+	}
+	if !strings.Contains(errOut, "DNS query records") {
+		t.Errorf("stderr must say what DNS evidence was pulled: %s", errOut)
 	}
 
-	// --save-flows: one JSON object per line, the aggregates' counts adding up to the records.
+	// --save-flows: one JSON object per line, the aggregates' counts adding up to the
+	// records: egress records with a destination address, DNS aggregates with a name.
 	f, err := os.Open(saved)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var total int64
+	var total, dns int64
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var line struct {
 			Count   int64
 			DstAddr string
+			DnsName string
 		}
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil || line.DstAddr == "" {
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil || (line.DstAddr == "" && (line.DnsName == "" || line.Count < 1)) {
 			t.Fatalf("saved line %q: %v", sc.Text(), err)
 		}
-		total += max(line.Count, 1)
+		if line.DstAddr == "" {
+			dns += line.Count
+		} else {
+			total += max(line.Count, 1)
+		}
 	}
-	if total != int64(len(truth)) {
-		t.Fatalf("saved flows stand for %d records, want %d", total, len(truth))
+	if total != int64(len(truth)) || dns != all.Stats.DNSNamedOnly {
+		t.Fatalf("saved flows stand for %d egress and %d DNS records, want %d and %d", total, dns, len(truth), all.Stats.DNSNamedOnly)
+	}
+
+	// `matrix build --flows` replays the saved file into the same matrix.
+	buildArgs := []string{"matrix", "build", "--flows", saved, "-o", "json"}
+	buildArgs = append(buildArgs, cmdArgs[len(cmdArgs)-2*(len(lokitest.ClusterNetworks)+len(lokitest.NodeRoles())):]...)
+	replayOut, replayErr, code := run(t, buildArgs...)
+	if code != 0 {
+		t.Fatalf("matrix build of the saved flows: exit %d: %s", code, replayErr)
+	}
+	replayed, err := matrix.ReadJSON(strings.NewReader(replayOut), "replay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(replayed, got) {
+		t.Fatalf("the replayed matrix differs:\n got %+v\nwant %+v", replayed.Stats, got.Stats)
+	}
+
+	// --dns=false: the egress records only.
+	out, errOut, code = run(t, append(cmdArgs, "--dns=false")...)
+	if code != 0 {
+		t.Fatalf("--dns=false: exit %d: %s", code, errOut)
+	}
+	if got, err = matrix.ReadJSON(strings.NewReader(out), "stdout"); err != nil || got.Stats != want.Stats || len(got.DNSQueries) != len(want.DNSQueries) {
+		t.Fatalf("--dns=false: %v, stats %+v, want %+v", err, got.Stats, want.Stats)
 	}
 }
 

@@ -277,7 +277,8 @@ func decodeObject(data []byte) (Record, error) {
 		if rec.Start.IsZero() {
 			rec.Start = rec.End
 		}
-		if err := rec.validate(); err != nil {
+		// Only the times changed since DecodeLine validated the rest.
+		if err := rec.validate(true); err != nil {
 			return Record{}, fmt.Errorf("logcli entry timestamp: %w", err)
 		}
 	}
@@ -594,7 +595,8 @@ func decodeLokiValue(labels map[string]string, parts []json.RawMessage) (Record,
 		if rec.Start.IsZero() {
 			rec.Start = rec.End
 		}
-		if err := rec.validate(); err != nil {
+		// Only the times changed since DecodeLine validated the rest.
+		if err := rec.validate(true); err != nil {
 			return Record{}, fmt.Errorf("entry timestamp %s: %w", ts, err)
 		}
 	}

@@ -7,7 +7,8 @@ import (
 
 // encoded is a Record as one JSON line, in NetObserv's field names so that Decode reads it
 // back like a record copied out of Loki. Count appears for aggregates
-// (Count > 1, or an aggregate of one whose SrcPort is EphemeralPort, -1).
+// (Count > 1, or an aggregate of one whose SrcPort or DstPort is EphemeralPort, -1): Decode
+// accepts -1 ports, and a DnsName without addresses, only in a record that has Count.
 type encoded struct {
 	SrcNamespace   string   `json:"SrcK8S_Namespace,omitempty"`
 	SrcOwnerName   string   `json:"SrcK8S_OwnerName,omitempty"`
@@ -79,7 +80,7 @@ func EncodeJSONLine(r Record) ([]byte, error) {
 	if r.IfDirections != "" {
 		e.IfDirections = strings.Split(r.IfDirections, ",")
 	}
-	if r.Count > 1 || r.SrcPort == EphemeralPort {
+	if r.Count > 1 || r.SrcPort == EphemeralPort || r.DstPort == EphemeralPort {
 		e.Count = max(r.Count, 1)
 	}
 	return json.Marshal(e)

@@ -277,6 +277,8 @@ type wire struct {
 	Sampling       jInt   `json:"Sampling"`
 	AgentIP        jStr   `json:"AgentIP"`
 	Etype          jInt   `json:"Etype"`
+	// Count is only in aggregated records (`matrix collect --save-flows`); nil when absent.
+	Count *jInt `json:"Count"`
 }
 
 // labelSetters apply a stream label onto a wire record. Loki labels are strings; the
@@ -438,14 +440,35 @@ func (w *wire) record() (Record, error) {
 	if w.EndMs != 0 {
 		r.End = time.UnixMilli(int64(w.EndMs)).UTC()
 	}
-	return r, r.validate()
+	agg := w.Count != nil
+	if agg {
+		if *w.Count <= 0 {
+			return Record{}, fmt.Errorf("field Count = %d: an aggregated record stands for at least one flow record; write Count >= 1, or drop Count on a single record", int64(*w.Count))
+		}
+		r.Count = int64(*w.Count)
+	} else {
+		for _, p := range []struct {
+			name string
+			v    int
+		}{{"SrcPort", r.SrcPort}, {"DstPort", r.DstPort}} {
+			if p.v == EphemeralPort {
+				return Record{}, fmt.Errorf("%s -1 is not a port (0-65535): -1 (any ephemeral port) is only valid in an aggregated record, which carries a Count field as `matrix collect --save-flows` writes it; a NetObserv record never has it: write the real port, or add \"Count\" if the line is an aggregate", p.name)
+			}
+		}
+	}
+	return r, r.validate(agg)
 }
 
 // validate rejects what would silently corrupt the matrix: a record with no address (not a
 // flow record at all, e.g. another JSON document), an address that is not an IP, a port or
-// protocol out of range, negative counters.
-func (r *Record) validate() error {
-	if r.SrcAddr == "" && r.DstAddr == "" && r.IsIP() {
+// protocol out of range, negative counters, a Count below 1. agg says the record is a
+// server-side aggregate (it had a Count field): its SrcPort/DstPort may be EphemeralPort, and
+// a DNS aggregate (DnsName set) may have no address, since Loki grouped it by name only.
+func (r *Record) validate(agg bool) error {
+	if r.Count < 1 {
+		return fmt.Errorf("field Count = %d: a record stands for at least one flow record", r.Count)
+	}
+	if r.SrcAddr == "" && r.DstAddr == "" && r.IsIP() && !(agg && r.DNSName != "") {
 		// Non-IP records (ARP) legitimately have no address; anything else without one is
 		// not a flow record (another JSON document fed in by mistake).
 		return errors.New("not a flow record: it has neither SrcAddr nor DstAddr (nor a non-IP Etype)")
@@ -465,6 +488,9 @@ func (r *Record) validate() error {
 		name string
 		v    int
 	}{{"SrcPort", r.SrcPort}, {"DstPort", r.DstPort}, {"XlatSrcPort", r.XlatSrcPort}, {"XlatDstPort", r.XlatDstPort}} {
+		if agg && p.v == EphemeralPort && (p.name == "SrcPort" || p.name == "DstPort") {
+			continue
+		}
 		if p.v < 0 || p.v > 65535 {
 			return fmt.Errorf("%s %d is not a port (0-65535)", p.name, p.v)
 		}

@@ -44,6 +44,10 @@ type Outcome struct {
 	Baseline    *baseline.Baseline
 	CanaryFlows []flow.Record // the canary's records found in Loki
 	SuiteFlows  int64         // records of the suite's own namespace, kept out of the matrix
+	// DNSQueries are the window's DNS queries to the cluster DNS, one aggregate per source
+	// workload and name (lokiquery.DNSQueries): the egress selection never holds them, and
+	// they are the evidence (Matrix.DNSQueries) of which names each workload looked up.
+	DNSQueries []flow.Record
 }
 
 // lokiBarrier bounds the wait for the window's last flows to reach Loki: the agents export
@@ -72,7 +76,13 @@ func runPipeline(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiCo
 	if err != nil {
 		return nil, fmt.Errorf("retrieve the egress flows of %s: %w", conn.Describe, err)
 	}
-	out := &Outcome{Query: res, Names: matrix.NewNames()}
+	// The same window (the barrier above already waited for it). DNS names are evidence the
+	// report shows next to the entries: a failure fails the run rather than drop them.
+	dns, err := client.DNSQueries(ctx, lokiquery.Options{From: win.Start, To: win.End})
+	if err != nil {
+		return nil, fmt.Errorf("retrieve the DNS queries of %s: %w", conn.Describe, err)
+	}
+	out := &Outcome{Query: res, Names: matrix.NewNames(), DNSQueries: dns}
 	for _, r := range win.Resolutions {
 		out.Names.Add(r.Address, r.Host, r.From, r.To)
 	}
@@ -98,6 +108,11 @@ func runPipeline(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiCo
 	b.AddDecodeStats(res.Decode)
 	for _, r := range kept {
 		b.Add(r)
+	}
+	for _, r := range dns {
+		if r.SrcNamespace != cluster.SuiteNamespace { // the suite's resolver and canary are not the cluster's
+			b.Add(r)
+		}
 	}
 	out.Matrix = b.Matrix()
 
@@ -287,6 +302,7 @@ func writeArtifacts(dir, baselineRoot string, o *Outcome) error {
 		if err := cluster.WriteJSONArtifact(dir, "flows.json", map[string]any{
 			"query": o.Query.Query, "mode": o.Query.Mode.String(), "retrieved": o.Query.Retrieved, "expected": o.Query.Expected,
 			"pieces": o.Query.Pieces, "decode": o.Query.Decode, "records": o.Query.Records,
+			"dnsQuery": lokiquery.DNSPipeline(nil).String(), "dnsQueries": o.DNSQueries,
 		}); err != nil {
 			errs = append(errs, err.Error())
 		}

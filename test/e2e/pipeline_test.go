@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/cluster"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 // generatedFacts describe the cluster lokitest.Generate simulates.
@@ -100,6 +102,7 @@ func TestRunPipelineOnRealLoki(t *testing.T) {
 	if len(out.CanaryFlows) == 0 || out.SuiteFlows == 0 {
 		t.Fatalf("canary not found: %+v", out.CanaryFlows)
 	}
+	checkDNSEvidence(t, out, gen, facts, from, end)
 	for _, e := range out.Matrix.Entries {
 		if e.SrcNamespace == cluster.SuiteNamespace {
 			t.Errorf("the suite's own flow is in the matrix: %+v", e)
@@ -146,6 +149,7 @@ func TestRunPipelineOnRealLoki(t *testing.T) {
 			t.Errorf("artifact %s: %v", f, err)
 		}
 	}
+	checkDNSArtifacts(t, dir, out)
 	update, err := baseline.Load(filepath.Join(dir, "baseline-update", "4.21", "common.yaml"))
 	if err != nil {
 		t.Fatalf("the proposed update does not load: %v", err)
@@ -205,5 +209,63 @@ func TestEmbeddedBaselineExtracts(t *testing.T) {
 	}
 	if d, _, _ := baselineDir(&cluster.Config{BaselineDir: "/x"}); d != "/x" {
 		t.Errorf("EGRESS_BASELINE_DIR ignored: %s", d)
+	}
+}
+
+// checkDNSEvidence checks that the window's DNS queries reach the Outcome: the names each
+// workload asked the cluster DNS for are those of every generated record of the window.
+func checkDNSEvidence(t *testing.T, out *Outcome, gen []lokitest.Generated, facts *cluster.Facts, from, end time.Time) {
+	t.Helper()
+	if len(out.DNSQueries) == 0 {
+		t.Fatal("no DNS query retrieved")
+	}
+	var truth []flow.Record
+	for _, g := range gen {
+		if !g.Time.Before(from) && g.Time.Before(end) {
+			truth = append(truth, g.Truth)
+		}
+	}
+	want := matrix.Build(truth, matrix.Options{ClusterNetworks: clusterPrefixes(facts), NodeRoles: nodeRoles(facts), Ports: serverPorts})
+	if len(want.DNSQueries) == 0 {
+		t.Fatal("the generated window has no DNS query")
+	}
+	if !reflect.DeepEqual(out.Matrix.DNSQueries, want.DNSQueries) {
+		t.Fatalf("DNS evidence of the matrix:\n got %+v\nwant %+v", out.Matrix.DNSQueries, want.DNSQueries)
+	}
+	if out.Matrix.Stats.DNSNamedOnly != want.Stats.DNSNamedOnly {
+		t.Fatalf("DNSNamedOnly %d, want %d", out.Matrix.Stats.DNSNamedOnly, want.Stats.DNSNamedOnly)
+	}
+	// Pods of application namespaces ask the cluster DNS; their queries never leave the
+	// cluster, so only the DNS aggregates can carry them.
+	app := false
+	for _, q := range out.Matrix.DNSQueries {
+		app = app || strings.HasPrefix(q.SrcNamespace, "e2e-app-")
+	}
+	if !app {
+		t.Fatalf("no application workload in the DNS evidence: %+v", out.Matrix.DNSQueries)
+	}
+}
+
+// checkDNSArtifacts checks that the DNS evidence is in the stored matrix and flows.
+func checkDNSArtifacts(t *testing.T, dir string, out *Outcome) {
+	t.Helper()
+	var m matrix.Matrix
+	data, err := os.ReadFile(filepath.Join(dir, "matrix.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &m)
+	}
+	if err != nil || !reflect.DeepEqual(m.DNSQueries, out.Matrix.DNSQueries) {
+		t.Fatalf("matrix.json DNS evidence: %v, %d sources, want %d", err, len(m.DNSQueries), len(out.Matrix.DNSQueries))
+	}
+	var flows struct {
+		DNSQuery   string        `json:"dnsQuery"`
+		DNSQueries []flow.Record `json:"dnsQueries"`
+	}
+	data, err = os.ReadFile(filepath.Join(dir, "flows.json"))
+	if err == nil {
+		err = json.Unmarshal(data, &flows)
+	}
+	if err != nil || len(flows.DNSQueries) != len(out.DNSQueries) || !strings.Contains(flows.DNSQuery, "DnsName") {
+		t.Fatalf("flows.json DNS queries: %v, %d records, want %d; query %q", err, len(flows.DNSQueries), len(out.DNSQueries), flows.DNSQuery)
 	}
 }

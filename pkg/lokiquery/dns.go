@@ -1,0 +1,235 @@
+package lokiquery
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/grafana/loki/v3/pkg/loghttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+)
+
+// dnsKeyLabels are what one DNS aggregate is kept per: the source as pkg/matrix names it
+// (pod owner, or the pod and node names of mirror pods and nodes), the direction (pkg/matrix
+// counts a query on the sending node only), the destination kind and port, and the name.
+var dnsKeyLabels = []string{
+	"SrcK8S_Namespace", "SrcK8S_OwnerName", "SrcK8S_Type", "SrcK8S_OwnerType",
+	"SrcK8S_Name", "SrcK8S_HostName", "SrcSubnetLabel", "FlowDirection",
+	"DstK8S_Type", "DstSubnetLabel", "Proto", "DstPort", "DnsName",
+}
+
+// DNSPipeline selects the DNS queries (DnsName set, not an answer from port 53 or 5353)
+// sent to a known cluster object, in practice the cluster DNS: exactly the DNS flows the
+// egress selection (EgressPipeline) leaves out, so that a caller feeding both to pkg/matrix
+// counts no record twice (a resolver's upstream queries leave the cluster and come with the
+// egress records, DnsName included). Duplicate copies (NetObserv 1.6-1.7) are left out, as
+// pkg/matrix counts them nowhere. SrcK8S_Type and DstK8S_Type are stream labels since
+// NetObserv 1.6 and JSON fields before: `| json` extracts them, and a stream label of the
+// same name wins over the extracted value, so both formats group and filter alike.
+func DNSPipeline(extra []Matcher) Pipeline {
+	sel := []Matcher{
+		{Name: "app", Op: OpEq, Value: App},
+		{Name: "_RecordType", Op: OpRe, Value: "|flowLog"},
+	}
+	sel = append(sel, extra...)
+	return Pipeline{
+		Selector:    sel,
+		LineFilters: []LineFilter{{Op: LineContains, Text: `"DnsName":"`}},
+		JSONFields: []string{"DnsName", "Duplicate", "DstK8S_Type", "DstPort", "DstSubnetLabel", "Proto",
+			"SrcK8S_HostName", "SrcK8S_Name", "SrcK8S_OwnerType", "SrcK8S_Type", "SrcPort", "SrcSubnetLabel"},
+		LabelFilters: []Matcher{
+			{Name: "DnsName", Op: OpNeq, Value: ""},
+			// Equality, not a regular expression: port 55311 must stay.
+			{Name: "SrcPort", Op: OpNeq, Value: "53"},
+			{Name: "SrcPort", Op: OpNeq, Value: "5353"},
+			{Name: "Duplicate", Op: OpNeq, Value: "true"},
+		},
+		Stages: []string{
+			// The complement of EgressPipeline's destination test, in one `or` filter.
+			`DstK8S_Type != "" or DstSubnetLabel =~ "` + regexAlternatives(internalSubnets) + `"`,
+			// pkg/matrix names a mirror pod or a node by its pod and host names, any other
+			// pod by its owner: keep the names only where they are read (as Project does),
+			// so that the pods of one workload make one aggregate.
+			"label_format SrcK8S_Name=`{{if " + dnsKeepNames + "}}{{.SrcK8S_Name}}{{end}}`" +
+				", SrcK8S_HostName=`{{if " + dnsKeepNames + "}}{{.SrcK8S_HostName}}{{end}}`",
+		},
+	}
+}
+
+const dnsKeepNames = `(or (eq .SrcK8S_Type "") (eq .SrcK8S_Type "Node") (eq .SrcK8S_OwnerType "Node") (eq .SrcK8S_OwnerType "Pod") (eq .SrcK8S_OwnerType ""))`
+
+// DNSQueries returns, for the window of o, one record per DNS query key (source workload,
+// direction, destination kind and port, queried name) with Count set to the number of
+// query records and SrcPort flow.EphemeralPort. The records carry no address: pkg/matrix
+// files them as DNS evidence (Matrix.DNSQueries, Stats.DNSNamedOnly), never as egress.
+// o.Mode, o.Ports, o.RawAddrs and o.CountsOnly do not apply. Like Egress it shards on
+// max_query_series, splits on Loki's limits, and fails rather than return part of the
+// window: the sum of the counts must equal Loki's own count of the selection.
+func (c *Client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, error) {
+	if o.To.IsZero() || !o.From.Before(o.To) {
+		return nil, fmt.Errorf("DNS queries: window [%s, %s) is empty: give a start before the end", o.From.Format(time.RFC3339), o.To.Format(time.RFC3339))
+	}
+	o.From = o.From.Truncate(time.Millisecond)
+	if t := o.To.Truncate(time.Millisecond); !t.Equal(o.To) {
+		o.To = t.Add(time.Millisecond)
+	}
+	if o.MinPiece <= 0 {
+		o.MinPiece = time.Minute
+	}
+	if o.MaxSeries <= 0 {
+		o.MaxSeries = 500
+	}
+	base := DNSPipeline(o.Matchers)
+	if err := base.Validate(); err != nil {
+		return nil, fmt.Errorf("DNS queries: %w", err)
+	}
+	if o.Barrier.Timeout > 0 {
+		if err := c.WaitIngested(ctx, o.To, o.Barrier); err != nil {
+			return nil, fmt.Errorf("DNS queries: %w", err)
+		}
+	}
+	perNS, err := c.countBy(ctx, base, o.From, o.To, o.MinPiece, "SrcK8S_Namespace")
+	if kind, _ := classify(err); kind == limitSeries {
+		perNS, err = c.countBy(ctx, base, o.From, o.To, o.MinPiece, "")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("DNS queries: counting the DNS query records of the window: %w", err)
+	}
+	var expected int64
+	for _, n := range perNS {
+		expected += n
+	}
+	d := &dnsRun{run: run{c: c, o: o, base: base}, keys: map[string]*flow.Record{}}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, sh := range planShards(perNS, o.MaxSeries*linesPerKey) {
+		p := piece{fam: allStreams, shard: sh, from: o.From, to: o.To}
+		g.Go(func() error { return d.runPiece(gctx, g, p) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("DNS queries: %w", err)
+	}
+	out := make([]flow.Record, 0, len(d.keys))
+	var retrieved int64
+	for _, r := range d.keys {
+		out = append(out, *r)
+		retrieved += r.Count
+	}
+	if retrieved != expected {
+		return nil, fmt.Errorf("DNS queries: incomplete answer for [%s, %s): the aggregates add up to %d DNS query records but Loki counts %d for %s; records may still be arriving: re-run with the ingestion barrier or a later window end",
+			o.From.Format(time.RFC3339Nano), o.To.Format(time.RFC3339Nano), retrieved, expected, base)
+	}
+	sort.Slice(out, func(i, j int) bool { return dnsLess(&out[i], &out[j]) })
+	return out, nil
+}
+
+// dnsRun is the state of one DNSQueries call; run brings the sharding and time splitting.
+type dnsRun struct {
+	run
+	mu   sync.Mutex
+	keys map[string]*flow.Record
+}
+
+func (d *dnsRun) metric(p piece) Metric {
+	return Metric{Pipeline: d.base.With(p.shard.matchers(), nil), Agg: AggCount, Range: p.to.Sub(p.from), By: dnsKeyLabels}
+}
+
+// runPiece counts the DNS queries of a piece per key; on a limit it splits the piece (by
+// stream label values, then by time) and queues the parts in g.
+func (d *dnsRun) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
+	m := d.metric(p)
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	v, err := d.c.instant(ctx, m.String(), p.to.Add(-time.Nanosecond))
+	if err == nil {
+		return d.merge(p, v)
+	}
+	kind, n := classify(err)
+	var parts []piece
+	switch kind {
+	case limitSeries:
+		if parts, err = d.splitShard(ctx, p); err != nil {
+			return err
+		}
+		if parts == nil {
+			parts = d.splitTime(p, 2)
+		}
+		if parts == nil {
+			return fmt.Errorf("piece %s still exceeds max_query_series (%d) when split down to %s by time and to one owner: raise max_query_series on this Loki: %w", p, n, d.o.MinPiece, err)
+		}
+	case limitLength:
+		k := 2
+		if n > 0 {
+			k = int(math.Ceil(float64(p.to.Sub(p.from)) / float64(n)))
+		}
+		if parts = d.splitTime(p, max(k, 2)); parts == nil {
+			return fmt.Errorf("piece %s: cannot split below %s to meet max_query_length: %w", p, d.o.MinPiece, err)
+		}
+	case limitTimeout, limitBytes:
+		if parts = d.splitTime(p, 2); parts == nil {
+			parts, _ = d.splitShard(ctx, p)
+		}
+		if parts == nil {
+			return fmt.Errorf("piece %s still too large for this Loki when split down to %s: %w", p, d.o.MinPiece, err)
+		}
+	default:
+		return err
+	}
+	for _, q := range parts {
+		g.Go(func() error { return d.runPiece(ctx, g, q) })
+	}
+	return nil
+}
+
+// merge adds a piece's counts to the running aggregates.
+func (d *dnsRun) merge(p piece, v loghttp.Vector) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range v {
+		l := make(map[string]string, len(s.Metric))
+		for name, val := range s.Metric {
+			l[string(name)] = string(val)
+		}
+		f := float64(s.Value)
+		if f != math.Trunc(f) || f < 1 || f > 1<<53 {
+			return fmt.Errorf("piece %s: count of DNS key %s is %v, not a positive whole number", p, mapKey(l), f)
+		}
+		key := mapKey(l)
+		r := d.keys[key]
+		if r == nil {
+			rec, err := recordFromLabels(l)
+			if err != nil {
+				return fmt.Errorf("piece %s: %w", p, err)
+			}
+			// The client port is not kept: any port below the server's.
+			rec.SrcPort = flow.EphemeralPort
+			r = &rec
+			d.keys[key] = r
+		}
+		r.Count += int64(f)
+	}
+	d.pieces++
+	return nil
+}
+
+func dnsLess(a, b *flow.Record) bool {
+	for _, c := range [][2]string{
+		{a.SrcNamespace, b.SrcNamespace}, {a.SrcOwnerName, b.SrcOwnerName}, {a.SrcOwnerType, b.SrcOwnerType},
+		{a.SrcType, b.SrcType}, {a.SrcName, b.SrcName}, {a.SrcHostName, b.SrcHostName},
+		{a.SrcSubnetLabel, b.SrcSubnetLabel}, {a.DNSName, b.DNSName}, {a.FlowDirection, b.FlowDirection},
+		{a.DstType, b.DstType}, {a.DstSubnetLabel, b.DstSubnetLabel},
+	} {
+		if c[0] != c[1] {
+			return c[0] < c[1]
+		}
+	}
+	if a.Proto != b.Proto {
+		return a.Proto < b.Proto
+	}
+	return a.DstPort < b.DstPort
+}
