@@ -115,6 +115,12 @@ func runPipeline(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiCo
 		}
 	}
 	out.Matrix = b.Matrix()
+	// Sampled or undecodable records mean connections may be missing: fail rather than
+	// report a clean diff. (An empty matrix is not checked here: the canary already proved
+	// that flows reach Loki, and a cluster with no egress at all is a valid result.)
+	if s := out.Matrix.Stats; s.Sampled > 0 || s.Undecodable > 0 {
+		return out, fmt.Errorf("the window's flows cannot prove the cluster's egress: %w", out.Matrix.Check())
+	}
 
 	out.Baseline, err = baseline.Load(facts.BaselineFiles...)
 	if err != nil {

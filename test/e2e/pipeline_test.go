@@ -269,3 +269,35 @@ func checkDNSArtifacts(t *testing.T, dir string, out *Outcome) {
 		t.Fatalf("flows.json DNS queries: %v, %d records, want %d; query %q", err, len(flows.DNSQueries), len(out.DNSQueries), flows.DNSQuery)
 	}
 }
+
+// One record sampled at 1:50 in the window means connections may be missing: the pipeline
+// fails instead of reporting a diff.
+func TestRunPipelineRefusesSampledFlows(t *testing.T) {
+	srv := lokitest.Start(t, lokitest.Limits{})
+	now := time.Now().UTC()
+	from, end := now.Add(-20*time.Minute), now.Add(-5*time.Minute)
+	gen := lokitest.Generate(lokitest.GenConfig{Records: 600, From: from, To: now.Add(-time.Minute), Seed: 11, Namespaces: 3})
+	canary, canaryAddr := canaryEntry(t, gen, from, end)
+	entries := []lokitest.Entry{canary}
+	sampled := false
+	for _, g := range gen {
+		e := g.Entry
+		if !sampled && g.Egress && g.Time.After(from) && g.Time.Before(end) && g.Truth.HasSYN() && g.Truth.SrcType == "Pod" {
+			e.Line = []byte(strings.Replace(string(e.Line), `"Sampling":1`, `"Sampling":50`, 1))
+			sampled = strings.Contains(string(e.Line), `"Sampling":50`)
+		}
+		entries = append(entries, e)
+	}
+	if !sampled {
+		t.Fatal("no generated egress record in the window carries Sampling to change")
+	}
+	if err := srv.Push(context.Background(), entries); err != nil {
+		t.Fatal(err)
+	}
+	conn := &cluster.LokiConn{URL: srv.URL, Tenant: srv.Tenant, Describe: "test Loki"}
+	win := Window{Start: from, End: end, Canary: &cluster.CanaryResult{Addresses: []string{canaryAddr}, Start: from, End: end}}
+	_, err := runPipeline(context.Background(), generatedFacts(t), conn, win)
+	if err == nil || !strings.Contains(err.Error(), "sampling must be 1") {
+		t.Fatalf("runPipeline with a sampled record: %v; want a failure saying sampling must be 1", err)
+	}
+}
