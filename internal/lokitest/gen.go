@@ -1,6 +1,7 @@
 package lokitest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -33,6 +34,12 @@ type GenConfig struct {
 	// Chunk varies the traffic but not the cluster (same nodes, pods, addresses): a big
 	// capture is generated and pushed chunk by chunk.
 	Chunk uint64
+	// SNAT is the fraction of pod → external TCP connections recorded as OVN-Kubernetes
+	// SNATs them with PacketTranslation on (0: none, the default): the pod's client
+	// records carry XlatSrcAddr (its node's address), XlatSrcPort, XlatDstAddr and
+	// XlatDstPort, and each has a node-side copy from that address and port (SNATLeg).
+	// One SNAT'd connection in eight gets a translated port below the dynamic range.
+	SNAT float64
 }
 
 // Generated is one generated flow record: what Loki stores and what it means.
@@ -43,6 +50,8 @@ type Generated struct {
 	// Egress says the generator meant it as a flow leaving the cluster (destination
 	// outside the cluster networks, source inside), response legs included.
 	Egress bool
+	// SNATLeg marks the node-side copy of a SNAT'd pod record (GenConfig.SNAT).
+	SNATLeg bool
 }
 
 type endpoint struct {
@@ -201,7 +210,15 @@ func (g *gen) connection(out []Generated) []Generated {
 		return g.tcp(out, format, g.nodeEndpoint(a), g.nodeEndpoint(b), []int{2379, 10250}[g.r.IntN(2)], false)
 	case k < 70: // pod → external server
 		s := externalServers[g.r.IntN(len(externalServers)-2)]
-		return g.tcp(out, format, g.pods[g.r.IntN(len(g.pods))], external(s.addr), s.port, true)
+		pod := g.pods[g.r.IntN(len(g.pods))]
+		first := len(out)
+		out = g.tcp(out, format, pod, external(s.addr), s.port, true)
+		// The test of SNAT comes after the connection's draws: without SNAT the capture is
+		// the one the same seed always gave.
+		if g.cfg.SNAT > 0 && g.r.Float64() < g.cfg.SNAT {
+			out = g.snat(out, first, format, pod)
+		}
+		return out
 	case k < 72: // mirror pods → cloud API; rarely, an app's UDP between two dynamic ports
 		if g.r.IntN(8) != 0 {
 			return g.tcp(out, format, g.static[g.r.IntN(len(g.static))], external("203.0.113.20"), 443, true)
@@ -248,6 +265,45 @@ func (g *gen) tcp(out []Generated, f Format, client, server endpoint, port int, 
 		}
 		out = append(out, g.record(f, client, server, cport, port, flow.ProtoTCP, cf, "", t, egress))
 		out = append(out, g.record(f, server, client, port, cport, flow.ProtoTCP, sf, "", t, egress))
+	}
+	return out
+}
+
+// snat adds PacketTranslation fields to the pod's client records in out[first:] and, for
+// each, the record of the same packets after OVN SNATs them to the node's address.
+func (g *gen) snat(out []Generated, first int, f Format, pod endpoint) []Generated {
+	xport := 0
+	if g.r.IntN(8) == 0 {
+		xport = 1024 + g.r.IntN(30000) // a translated port below the dynamic range
+	}
+	n := len(out)
+	for i := first; i < n; i++ {
+		r := &out[i]
+		if r.Truth.SrcAddr != pod.addr {
+			continue
+		}
+		port := xport
+		if port == 0 {
+			port = r.Truth.SrcPort
+		}
+		r.Truth.XlatSrcAddr, r.Truth.XlatSrcPort = pod.node.ip, port
+		r.Truth.XlatDstAddr, r.Truth.XlatDstPort = r.Truth.DstAddr, r.Truth.DstPort
+		var line map[string]any
+		dec := json.NewDecoder(bytes.NewReader(r.Line))
+		dec.UseNumber()
+		if err := dec.Decode(&line); err != nil {
+			panic(err) // written by record
+		}
+		line["XlatSrcAddr"], line["XlatSrcPort"] = r.Truth.XlatSrcAddr, port
+		line["XlatDstAddr"], line["XlatDstPort"] = r.Truth.XlatDstAddr, r.Truth.XlatDstPort
+		b, err := json.Marshal(line)
+		if err != nil {
+			panic(err)
+		}
+		r.Line = b
+		leg := g.record(f, g.nodeEndpoint(pod.node), external(r.Truth.DstAddr), port, r.Truth.DstPort, r.Truth.Proto, r.Truth.Flags, "", r.Time, true)
+		leg.SNATLeg = true
+		out = append(out, leg)
 	}
 	return out
 }

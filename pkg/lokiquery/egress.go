@@ -135,6 +135,7 @@ var keyFields = []string{
 	"SrcK8S_OwnerType", "SrcSubnetLabel", "DstAddr", "DstPort", "DstSubnetLabel", "DstK8S_OwnerType",
 	"Proto", "Flags", "DnsName", "Sampling", "Duplicate", "Etype",
 	"SrcK8S_Type", "SrcK8S_Name", "SrcK8S_HostName", "SrcAddr", "SrcPort",
+	"XlatSrcAddr", "XlatDstAddr", "XlatSrcPort", "XlatDstPort",
 }
 
 // DynamicPortMin is where client port ranges start (Linux: 32768-60999). Below it a port
@@ -146,6 +147,9 @@ const DynamicPortMin = 32768
 // aggregates: a kept field keeps its value, a dropped one becomes empty, a client port
 // becomes -1, and Flags keeps only the SYN and SYN_ACK bits, the
 // ones pkg/matrix reads (the other bits would multiply the aggregates by flag combinations).
+// The translated fields (XlatSrcAddr, XlatDstAddr, XlatSrcPort, XlatDstPort) and the
+// source address of nodes are kept as Project keeps them: pkg/matrix needs them to fold
+// OVN's SNAT'd node-side copy of pod egress into the pod.
 func projectionStages(p flow.PortPolicy) []string {
 	var extra []string
 	ports := make([]int, 0, len(p.Extra))
@@ -184,10 +188,15 @@ func projectionStages(p flow.PortPolicy) []string {
 	isInt := `(and (ne .Flags "") (not (hasPrefix "[" .Flags)))`
 	hasSYN := `(or (contains "\"SYN\"" .Flags) (and ` + isInt + ` (ge (mod (int .Flags) 4) 2)))`
 	keepNames := `(or (eq .SrcK8S_Type "") (eq .SrcK8S_Type "Node") (eq .SrcK8S_OwnerType "Node") (eq .SrcK8S_OwnerType "Pod") (eq .SrcK8S_OwnerType ""))`
-	dstPort := fmt.Sprintf("{{if and %s %s (or (eq .Proto \"6\") (eq .Proto \"17\") (eq .Proto \"132\")) (not %s)}}-1{{else}}{{.DstPort}}{{end}}",
+	response := fmt.Sprintf(`(and %s %s (or (eq .Proto "6") (eq .Proto "17") (eq .Proto "132")) (not %s))`,
 		dynamic("DstPort"), isServer("SrcPort"), hasSYN)
-	srcPort := fmt.Sprintf("{{if and %s (not (and (eq .Proto \"17\") (not %s)))}}-1{{else}}{{.SrcPort}}{{end}}",
-		dynamic("SrcPort"), isServer("DstPort"))
+	exactUDP := fmt.Sprintf(`(and (eq .Proto "17") (not %s))`, isServer("DstPort"))
+	xlatKept := fmt.Sprintf(`(and (ne .XlatSrcPort "") (ne .XlatSrcPort "0") (or (not %s) %s))`, dynamic("XlatSrcPort"), exactUDP)
+	dstPort := "{{if " + response + "}}-1{{else}}{{.DstPort}}{{end}}"
+	// Most lines have no translation: their test stops at the first (and/or short-circuit).
+	xlatDstPort := "{{if and (ne .XlatDstPort \"\") (not " + response + ")}}{{.XlatDstPort}}{{end}}"
+	srcPort := fmt.Sprintf("{{if and %s (not %s) (not %s)}}-1{{else}}{{.SrcPort}}{{end}}", dynamic("SrcPort"), exactUDP, xlatKept)
+	xlatSrcPort := "{{if " + xlatKept + "}}{{.XlatSrcPort}}{{end}}"
 	flags := fmt.Sprintf(`{{if hasPrefix "[" .Flags}}`+
 		`{{if contains "\"SYN\"" .Flags}}{{if contains "\"SYN_ACK\"" .Flags}}%[1]d{{else}}%[2]d{{end}}`+
 		`{{else if contains "\"SYN_ACK\"" .Flags}}%[3]d{{else}}0{{end}}`+
@@ -202,7 +211,9 @@ func projectionStages(p flow.PortPolicy) []string {
 			", SrcPort=`" + srcPort + "`" +
 			", SrcK8S_Name=`{{if " + keepNames + "}}{{.SrcK8S_Name}}{{end}}`" +
 			", SrcK8S_HostName=`{{if " + keepNames + "}}{{.SrcK8S_HostName}}{{end}}`" +
-			", SrcAddr=`{{if eq .SrcK8S_Type \"\"}}{{.SrcAddr}}{{end}}`",
+			", XlatDstPort=`" + xlatDstPort + "`" +
+			", XlatSrcPort=`" + xlatSrcPort + "`" +
+			", SrcAddr=`{{if or (eq .SrcK8S_Type \"\") (eq .SrcK8S_Type \"Node\")}}{{.SrcAddr}}{{end}}`",
 	}
 }
 
@@ -616,7 +627,7 @@ func recordFromLabels(l map[string]string) (flow.Record, error) {
 		DstNamespace:   l["DstK8S_Namespace"], DstOwnerName: l["DstK8S_OwnerName"], DstOwnerType: l["DstK8S_OwnerType"],
 		DstType: l["DstK8S_Type"], DstAddr: l["DstAddr"], DstSubnetLabel: l["DstSubnetLabel"],
 		FlowDirection: l["FlowDirection"], FlowLayer: l["K8S_FlowLayer"], ClusterName: l["K8S_ClusterName"],
-		DNSName: l["DnsName"],
+		DNSName: l["DnsName"], XlatSrcAddr: l["XlatSrcAddr"], XlatDstAddr: l["XlatDstAddr"],
 	}
 	var err error
 	set := func(dst *int, name string) {
@@ -629,6 +640,8 @@ func recordFromLabels(l map[string]string) (flow.Record, error) {
 	set(&r.Sampling, "Sampling")
 	set(&r.Etype, "Etype")
 	set(&r.SrcPort, "SrcPort")
+	set(&r.XlatSrcPort, "XlatSrcPort")
+	set(&r.XlatDstPort, "XlatDstPort")
 	if err != nil {
 		return r, err
 	}

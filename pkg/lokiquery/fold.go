@@ -15,12 +15,21 @@ import (
 // the destination address; protocol; the SYN and SYN_ACK flags; direction, layer, cluster,
 // DNS name, sampling, duplicate mark, ether type; the source pod and host names for nodes,
 // for pods owned by a node or by nobody, and for unknown sources; the source address for
-// unknown sources. Ports: SrcPort is flow.EphemeralPort when it is a dynamic client port
-// (>= DynamicPortMin, not an extra server port) unless the record is UDP to a non-server
-// port (pkg/matrix counts distinct source ports there); DstPort is flow.EphemeralPort on a
-// response leg (TCP, UDP or SCTP without SYN, from a server port to a dynamic port), which
-// pkg/matrix only counts. Dropped: other pod names, agent, interfaces, packets, translated
-// addresses, DNS id, destination pod and host names.
+// nodes and unknown sources; the translated (PacketTranslation) addresses. Ports: SrcPort
+// is flow.EphemeralPort when it is a dynamic client port (>= DynamicPortMin, not an extra
+// server port) unless the record is UDP to a non-server port (pkg/matrix counts distinct
+// source ports there) or its translated source port is kept; DstPort is
+// flow.EphemeralPort on a response leg (TCP, UDP or SCTP without SYN, from a server port to
+// a dynamic port), which pkg/matrix only counts. XlatSrcPort is kept by the rule SrcPort
+// follows without translation (a dynamic one becomes 0), and the record's SrcPort with it;
+// XlatDstPort is 0 when DstPort is flow.EphemeralPort. Dropped: other pod names, agent,
+// interfaces, packets, DNS id, destination pod and host names.
+//
+// Why the translated fields: OVN-Kubernetes SNATs pod egress to the node's address, and
+// pkg/matrix folds the node-side copy into the pod by counts per (node address,
+// destination, port, protocol) when client ports are gone, or by the exact translated
+// 5-tuple when the translated client port is kept: both sides of that match must survive
+// aggregation, the pod's XlatSrcAddr (and ports) and the node's SrcAddr.
 func Project(r flow.Record, p flow.PortPolicy) flow.Record {
 	out := flow.Record{
 		SrcNamespace: r.SrcNamespace, SrcOwnerName: r.SrcOwnerName, SrcOwnerType: r.SrcOwnerType,
@@ -30,16 +39,25 @@ func Project(r flow.Record, p flow.PortPolicy) flow.Record {
 		Proto: r.Proto, Flags: r.Flags & (flow.FlagSYN | flow.FlagSYNACK), FlowDirection: r.FlowDirection, FlowLayer: r.FlowLayer,
 		ClusterName: r.ClusterName, DNSName: r.DNSName, Sampling: r.Sampling, Duplicate: r.Duplicate,
 		Etype: r.Etype, Bytes: r.Bytes, Start: r.Start, End: r.End, Count: 1,
+		XlatSrcAddr: r.XlatSrcAddr, XlatDstAddr: r.XlatDstAddr, XlatDstPort: r.XlatDstPort,
 	}
 	switch {
 	case r.SrcType == "":
 		out.SrcName, out.SrcHostName, out.SrcAddr = r.SrcName, r.SrcHostName, r.SrcAddr
-	case r.SrcType == "Node", r.SrcOwnerType == "Node", r.SrcOwnerType == "Pod", r.SrcOwnerType == "":
+	case r.SrcType == "Node":
+		out.SrcName, out.SrcHostName, out.SrcAddr = r.SrcName, r.SrcHostName, r.SrcAddr
+	case r.SrcOwnerType == "Node", r.SrcOwnerType == "Pod", r.SrcOwnerType == "":
 		out.SrcName, out.SrcHostName = r.SrcName, r.SrcHostName
 	}
 	dynamic := func(port int) bool { return port >= DynamicPortMin && !p.Extra[port] }
+	// exactUDP: UDP to a non-server port, where pkg/matrix counts distinct client ports.
+	exactUDP := r.Proto == flow.ProtoUDP && !p.IsServerPort(r.DstPort)
+	xlatKept := r.XlatSrcPort != 0 && (!dynamic(r.XlatSrcPort) || exactUDP)
+	if xlatKept {
+		out.XlatSrcPort = r.XlatSrcPort
+	}
 	out.SrcPort = r.SrcPort
-	if dynamic(r.SrcPort) && !(r.Proto == flow.ProtoUDP && !p.IsServerPort(r.DstPort)) {
+	if dynamic(r.SrcPort) && !exactUDP && !xlatKept {
 		out.SrcPort = flow.EphemeralPort
 	}
 	// A response leg (no SYN, from a server port to a client port): pkg/matrix only counts
@@ -47,7 +65,7 @@ func Project(r flow.Record, p flow.PortPolicy) flow.Record {
 	switch r.Proto {
 	case flow.ProtoTCP, flow.ProtoUDP, flow.ProtoSCTP:
 		if r.Flags&flow.FlagSYN == 0 && p.IsServerPort(r.SrcPort) && dynamic(r.DstPort) {
-			out.DstPort = flow.EphemeralPort
+			out.DstPort, out.XlatDstPort = flow.EphemeralPort, 0
 		}
 	}
 	return out
