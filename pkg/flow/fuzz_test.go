@@ -14,7 +14,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(data)
+		f.Add(seedOf(data))
 	}
 	for _, s := range []string{
 		`{"SrcAddr":"10.0.0.1","DstAddr":"1.1.1.1","Flags":["SYN"],"IfDirections":["1"],"Interfaces":["eth0"]}` + "\n{",
@@ -64,4 +64,16 @@ func FuzzDecode(f *testing.F) {
 // insensitively, and a key may be written with \u escapes).
 func mayNameCount(data []byte) bool {
 	return bytes.Contains(bytes.ToLower(data), []byte("count")) || bytes.Contains(data, []byte(`\u`))
+}
+
+// seedOf keeps a sample small enough for the fuzzer: with the 40-60 KB Loki answers whole,
+// the engine spends a 10 s run minimizing and mutating them (measured here: 33 executions in
+// 10 s, against about 9,000 with 4 KB seeds). The first maxSeed bytes hold the answer's
+// header, a whole stream and its first values; the unit tests decode the files whole.
+func seedOf(data []byte) []byte {
+	const maxSeed = 4 << 10
+	if len(data) > maxSeed {
+		return data[:maxSeed]
+	}
+	return data
 }
