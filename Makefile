@@ -23,7 +23,7 @@ LDFLAGS := -X '$(OTE_VERSION_PKG).CommitFromGit=$(GIT_COMMIT)' \
 METADATA := .openshift-tests-extension/openshift_payload_egress-tests-ext.json
 FUZZTIME ?= 10s
 
-.PHONY: all help build dist test unit fuzz bench verify lint update demo loki clean
+.PHONY: all help build dist test fuzz bench verify lint update demo loki clean
 
 all: build test verify
 
@@ -54,7 +54,7 @@ fuzz: ## short fuzz runs of the record decoder and the baseline loader
 
 bench: $(LOKI) ## benchmarks with figures (BENCH_RECORDS sets the Loki benchmark size)
 	LOKI_BIN=$(LOKI) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./pkg/lokiquery
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/flow ./pkg/matrix ./pkg/baseline
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/flow ./pkg/matrix ./pkg/baseline ./pkg/firewall
 
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
