@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/openshift/egress-tests-ext/internal/lokitest"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 // The recorded cluster: what the e2e spec would read from ClusterVersion, Infrastructure,
@@ -299,28 +300,13 @@ func shiftEntries(entries []lokitest.Entry, offset time.Duration) error {
 
 // shiftNames writes the recorded name resolutions moved by offset.
 func shiftNames(in, out string, offset time.Duration) error {
-	data, err := os.ReadFile(in)
+	recorded, err := matrix.LoadNamesFile(in)
 	if err != nil {
 		return err
 	}
-	var names struct {
-		Resolutions []struct {
-			Address string    `json:"address"`
-			Host    string    `json:"host"`
-			From    time.Time `json:"from"`
-			To      time.Time `json:"to"`
-		} `json:"resolutions"`
+	shifted := matrix.NewNames()
+	for _, r := range recorded.Resolutions() {
+		shifted.Add(r.Address, r.Host, r.From.Add(offset), r.To.Add(offset))
 	}
-	if err := json.Unmarshal(data, &names); err != nil {
-		return fmt.Errorf("%s: %w", in, err)
-	}
-	for i := range names.Resolutions {
-		names.Resolutions[i].From = names.Resolutions[i].From.Add(offset)
-		names.Resolutions[i].To = names.Resolutions[i].To.Add(offset)
-	}
-	data, err = json.MarshalIndent(names, "", " ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(out, append(data, '\n'), 0o644)
+	return matrix.SaveNamesFile(out, shifted)
 }

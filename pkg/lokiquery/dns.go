@@ -71,18 +71,9 @@ const dnsKeepNames = `(or (eq .SrcK8S_Type "") (eq .SrcK8S_Type "Node") (eq .Src
 // max_query_series, splits on Loki's limits, and fails rather than return part of the
 // window: the sum of the counts must equal Loki's own count of the selection.
 func (c *Client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, error) {
-	if o.To.IsZero() || !o.From.Before(o.To) {
-		return nil, fmt.Errorf("DNS queries: window [%s, %s) is empty: give a start before the end", o.From.Format(time.RFC3339), o.To.Format(time.RFC3339))
-	}
-	o.From = o.From.Truncate(time.Millisecond)
-	if t := o.To.Truncate(time.Millisecond); !t.Equal(o.To) {
-		o.To = t.Add(time.Millisecond)
-	}
-	if o.MinPiece <= 0 {
-		o.MinPiece = time.Minute
-	}
-	if o.MaxSeries <= 0 {
-		o.MaxSeries = 500
+	o, err := o.normalized()
+	if err != nil {
+		return nil, fmt.Errorf("DNS queries: %w", err)
 	}
 	base := DNSPipeline(o.Matchers)
 	if err := base.Validate(); err != nil {

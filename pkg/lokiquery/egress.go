@@ -248,12 +248,12 @@ type aggregate struct {
 	start, end int64 // ms
 }
 
-// Egress retrieves the egress flow records of a window. It fails, rather than return
-// part of the window, when Loki cannot answer, when a limit cannot be worked around, and
-// when what it retrieved does not add up to Loki's own count of the window.
-func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
+// normalized checks the window and fills the defaults. Egress and DNSQueries share it so the
+// DNS evidence covers exactly the egress window: From rounds down and To up to the
+// millisecond that Loki's timestamps carry.
+func (o Options) normalized() (Options, error) {
 	if o.To.IsZero() || !o.From.Before(o.To) {
-		return nil, fmt.Errorf("window [%s, %s) is empty: give a start before the end", o.From.Format(time.RFC3339), o.To.Format(time.RFC3339))
+		return o, fmt.Errorf("window [%s, %s) is empty: give a start before the end", o.From.Format(time.RFC3339), o.To.Format(time.RFC3339))
 	}
 	o.From = o.From.Truncate(time.Millisecond)
 	if t := o.To.Truncate(time.Millisecond); !t.Equal(o.To) {
@@ -267,6 +267,17 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 	}
 	if o.MaxSeries <= 0 {
 		o.MaxSeries = 500
+	}
+	return o, nil
+}
+
+// Egress retrieves the egress flow records of a window. It fails, rather than return
+// part of the window, when Loki cannot answer, when a limit cannot be worked around, and
+// when what it retrieved does not add up to Loki's own count of the window.
+func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
+	o, err := o.normalized()
+	if err != nil {
+		return nil, err
 	}
 	base := EgressPipeline(o.Matchers)
 	if err := base.Validate(); err != nil {
