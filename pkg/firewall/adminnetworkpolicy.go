@@ -117,28 +117,22 @@ func AdminNetworkPolicies(b *baseline.Baseline, opts Options) ([]AdminNetworkPol
 			continue
 		}
 		var p netip.Prefix
-		switch {
-		case clusterSubnetLabels[e.Destination.SubnetLabel]:
+		kind, cidr, why := classifyDestination(e.Destination)
+		switch kind {
+		case destCovered:
 			continue // passed by the cluster-network rule
-		case e.Destination.SubnetLabel != "":
-			skip(e, fmt.Sprintf("subnet label %q stands for CIDRs configured in NetObserv, not in the baseline: document the CIDR instead", e.Destination.SubnetLabel))
+		case destNone:
+			skip(e, why)
 			continue
-		case e.Destination.CIDR != "":
-			var ok bool
-			if p, ok = e.Destination.Prefix(); !ok {
-				skip(e, fmt.Sprintf("CIDR %q does not parse", e.Destination.CIDR))
-				continue
-			}
-		case e.Destination.Host != "":
+		case destCIDR:
+			p = cidr
+		case destHost:
 			a, err := netip.ParseAddr(e.Destination.Host)
 			if err != nil {
 				skip(e, fmt.Sprintf("hostname %q: OpenShift's AdminNetworkPolicy (v1alpha1) has no domainNames peer; use the EgressFirewall output for this namespace, or document the CIDR", e.Destination.Host))
 				continue
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
-		default:
-			skip(e, "entry has no destination")
-			continue
 		}
 		if p.Addr().Is4In6() {
 			skip(e, "IPv4-mapped IPv6 networks are rejected by the AdminNetworkPolicy CRD: document the IPv4 CIDR")

@@ -97,20 +97,16 @@ func EgressFirewalls(b *baseline.Baseline, opts Options) ([]EgressFirewall, []Un
 			continue
 		}
 		var d dest
-		switch {
-		case clusterSubnetLabels[e.Destination.SubnetLabel]:
+		kind, cidr, why := classifyDestination(e.Destination)
+		switch kind {
+		case destCovered:
 			continue // allowed by the cluster-network rules
-		case e.Destination.SubnetLabel != "":
-			skip(e, fmt.Sprintf("subnet label %q stands for CIDRs configured in NetObserv, not in the baseline: document the CIDR instead", e.Destination.SubnetLabel))
+		case destNone:
+			skip(e, why)
 			continue
-		case e.Destination.CIDR != "":
-			p, ok := e.Destination.Prefix()
-			if !ok {
-				skip(e, fmt.Sprintf("CIDR %q does not parse", e.Destination.CIDR))
-				continue
-			}
-			d.cidr = p
-		case e.Destination.Host != "":
+		case destCIDR:
+			d.cidr = cidr
+		case destHost:
 			if a, err := netip.ParseAddr(e.Destination.Host); err == nil {
 				d.cidr = netip.PrefixFrom(a, a.BitLen())
 			} else if !dnsNamePattern.MatchString(e.Destination.Host) {
@@ -119,9 +115,6 @@ func EgressFirewalls(b *baseline.Baseline, opts Options) ([]EgressFirewall, []Un
 			} else {
 				d.dns = e.Destination.Host
 			}
-		default:
-			skip(e, "entry has no destination")
-			continue
 		}
 		if svc.proto == protoICMP {
 			skip(e, "EgressFirewall ports name TCP, UDP or SCTP only; a rule without ports would allow every protocol to the destination")

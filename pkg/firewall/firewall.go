@@ -251,6 +251,36 @@ func isGlob(s string) bool { return strings.ContainsAny(s, "*?[") }
 // the cluster-network allow rules every output starts with.
 var clusterSubnetLabels = map[string]bool{"Pods": true, "Services": true, "Machines": true}
 
+// destinationKind is how a renderer must treat a baseline destination.
+type destinationKind int
+
+const (
+	destCovered destinationKind = iota // a cluster subnet label: the cluster-network rules allow it
+	destCIDR                           // a parsed CIDR
+	destHost                           // a hostname or address, which each format expresses its own way
+	destNone                           // no format can express it; the reason says why
+)
+
+// classifyDestination sorts a baseline destination the same way for every format, so the
+// formats agree on what the cluster rules cover and on what no rule can express.
+func classifyDestination(d baseline.Destination) (kind destinationKind, cidr netip.Prefix, reason string) {
+	switch {
+	case clusterSubnetLabels[d.SubnetLabel]:
+		return destCovered, netip.Prefix{}, ""
+	case d.SubnetLabel != "":
+		return destNone, netip.Prefix{}, fmt.Sprintf("subnet label %q stands for CIDRs configured in NetObserv, not in the baseline: document the CIDR instead", d.SubnetLabel)
+	case d.CIDR != "":
+		p, ok := d.Prefix()
+		if !ok {
+			return destNone, netip.Prefix{}, fmt.Sprintf("CIDR %q does not parse", d.CIDR)
+		}
+		return destCIDR, p, ""
+	case d.Host != "":
+		return destHost, netip.Prefix{}, ""
+	}
+	return destNone, netip.Prefix{}, "entry has no destination"
+}
+
 func sortPrefixes(ps []netip.Prefix) []netip.Prefix {
 	sort.Slice(ps, func(i, j int) bool { return prefixLess(ps[i], ps[j]) })
 	out := ps[:0]

@@ -81,24 +81,20 @@ func NFTables(b *baseline.Baseline, opts Options) ([]RoleRuleset, []Unexpressed,
 			comment string
 		}
 		var addrs []addr
-		switch {
-		case clusterSubnetLabels[e.Destination.SubnetLabel]:
+		kind, cidr, why := classifyDestination(e.Destination)
+		switch kind {
+		case destCovered:
 			continue // accepted by the cluster-network rules
-		case e.Destination.SubnetLabel != "":
-			skip(e, fmt.Sprintf("subnet label %q stands for CIDRs configured in NetObserv, not in the baseline: document the CIDR instead", e.Destination.SubnetLabel))
+		case destNone:
+			skip(e, why)
 			continue
-		case e.Destination.CIDR != "":
-			p, ok := e.Destination.Prefix()
-			if !ok {
-				skip(e, fmt.Sprintf("CIDR %q does not parse", e.Destination.CIDR))
-				continue
-			}
-			if p.Addr().Is4In6() {
+		case destCIDR:
+			if cidr.Addr().Is4In6() {
 				skip(e, "IPv4-mapped IPv6 CIDRs never match on the wire: document the IPv4 CIDR")
 				continue
 			}
-			addrs = append(addrs, addr{p, e.Component})
-		case e.Destination.Host != "":
+			addrs = append(addrs, addr{cidr, e.Component})
+		case destHost:
 			host := e.Destination.Host
 			if a, err := netip.ParseAddr(host); err == nil {
 				a = a.Unmap()
@@ -128,9 +124,6 @@ func NFTables(b *baseline.Baseline, opts Options) ([]RoleRuleset, []Unexpressed,
 				a = a.Unmap()
 				addrs = append(addrs, addr{netip.PrefixFrom(a, a.BitLen()), "resolved from " + host + " at generation time"})
 			}
-		default:
-			skip(e, "entry has no destination")
-			continue
 		}
 		for _, role := range roles {
 			if perRole[role] == nil {
