@@ -51,7 +51,7 @@ func DNSPipeline(extra []Matcher) Pipeline {
 		},
 		Stages: []string{
 			// The complement of EgressPipeline's destination test, in one `or` filter.
-			`DstK8S_Type != "" or DstSubnetLabel =~ "` + regexAlternatives(internalSubnets) + `"`,
+			anyOf(atom("DstK8S_Type", OpNeq, ""), atom("DstSubnetLabel", OpRe, regexAlternatives(internalSubnets))).String(),
 			// pkg/matrix names a mirror pod or a node by its pod and host names, any other
 			// pod by its owner: keep the names only where they are read (as Project does),
 			// so that the pods of one workload make one aggregate.
@@ -97,7 +97,11 @@ func (c *Client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, erro
 	}
 	d := &dnsRun{run: run{c: c, o: o, base: base}, keys: map[string]*flow.Record{}}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, sh := range planShards(perNS, o.MaxSeries*linesPerKey) {
+	streams, err := d.familyStreams(ctx, allStreams)
+	if err != nil {
+		return nil, fmt.Errorf("DNS queries: %w", err)
+	}
+	for _, sh := range planShards(streams, o.MaxSeries, 2*c.cfg.Concurrency) {
 		p := piece{fam: allStreams, shard: sh, from: o.From, to: o.To}
 		g.Go(func() error { return d.runPiece(gctx, g, p) })
 	}

@@ -123,100 +123,6 @@ func EgressPipeline(extra []Matcher) Pipeline {
 
 var internalSubnets = []string{"Pods", "Services", "Machines"}
 
-// Stream labels kept in every aggregate (absent ones are empty).
-var keyLabels = []string{
-	"SrcK8S_Namespace", "SrcK8S_OwnerName", "SrcK8S_Type",
-	"DstK8S_Namespace", "DstK8S_OwnerName", "DstK8S_Type",
-	"K8S_FlowLayer", "FlowDirection", "K8S_ClusterName",
-}
-
-// JSON fields kept in every aggregate (some emptied by projectionStages).
-var keyFields = []string{
-	"SrcK8S_OwnerType", "SrcSubnetLabel", "DstAddr", "DstPort", "DstSubnetLabel", "DstK8S_OwnerType",
-	"Proto", "Flags", "DnsName", "Sampling", "Duplicate", "Etype",
-	"SrcK8S_Type", "SrcK8S_Name", "SrcK8S_HostName", "SrcAddr", "SrcPort",
-	"XlatSrcAddr", "XlatDstAddr", "XlatSrcPort", "XlatDstPort",
-}
-
-// DynamicPortMin is where client port ranges start (Linux: 32768-60999). Below it a port
-// may be a registered server port, and pkg/matrix's UDP rules compare exact values.
-const DynamicPortMin = 32768
-
-// projectionStages are the `label_format` stages that compute, line by line in Loki, the
-// fields Project keeps, so that one aggregation over all egress streams yields Project's
-// aggregates: a kept field keeps its value, a dropped one becomes empty, a client port
-// becomes -1, and Flags keeps only the SYN and SYN_ACK bits, the
-// ones pkg/matrix reads (the other bits would multiply the aggregates by flag combinations).
-// The translated fields (XlatSrcAddr, XlatDstAddr, XlatSrcPort, XlatDstPort) and the
-// source address of nodes are kept as Project keeps them: pkg/matrix needs them to fold
-// OVN's SNAT'd node-side copy of pod egress into the pod.
-func projectionStages(p flow.PortPolicy) []string {
-	var extra []string
-	ports := make([]int, 0, len(p.Extra))
-	for port, ok := range p.Extra {
-		if ok && port >= 1 && port <= 65535 {
-			ports = append(ports, port)
-		}
-	}
-	sort.Ints(ports)
-	for _, port := range ports {
-		extra = append(extra, strconv.Itoa(port))
-	}
-	isExtra := func(l string) string {
-		if len(extra) == 0 {
-			return "false"
-		}
-		var alts []string
-		for _, e := range extra {
-			alts = append(alts, fmt.Sprintf("(eq .%s %q)", l, e))
-		}
-		return "(or " + strings.Join(alts, " ") + ")"
-	}
-	// Ports are compared as decimal strings with the template builtins (len, eq, le, ge):
-	// NetObserv writes them without leading zeros, so for equal lengths the string order is
-	// the numeric order. sprig's int converts through reflection and costs several times more.
-	isServer := func(l string) string {
-		return fmt.Sprintf(`(or (and (le (len .%[1]s) 3) (ne .%[1]s "0") (ne .%[1]s "")) (and (eq (len .%[1]s) 4) (le .%[1]s "1023")) %[2]s)`, l, isExtra(l))
-	}
-	dynamic := func(l string) string {
-		return fmt.Sprintf(`(and (or (gt (len .%[1]s) 5) (and (eq (len .%[1]s) 5) (ge .%[1]s "%[2]d"))) (not %[3]s))`, l, DynamicPortMin, isExtra(l))
-	}
-	// A pure SYN: "SYN" in the list of names (1.8+), or bit 0x02 of the integer bitfield;
-	// SYN_ACK: "SYN_ACK", or bit 0x100. The list test comes first: it is the common case
-	// and needs no conversion. Templates cost Loki per call and per line, so each rule is
-	// written to stop at its first false test.
-	isInt := `(and (ne .Flags "") (not (hasPrefix "[" .Flags)))`
-	hasSYN := `(or (contains "\"SYN\"" .Flags) (and ` + isInt + ` (ge (mod (int .Flags) 4) 2)))`
-	keepNames := `(or (eq .SrcK8S_Type "") (eq .SrcK8S_Type "Node") (eq .SrcK8S_OwnerType "Node") (eq .SrcK8S_OwnerType "Pod") (eq .SrcK8S_OwnerType ""))`
-	response := fmt.Sprintf(`(and %s %s (or (eq .Proto "6") (eq .Proto "17") (eq .Proto "132")) (not %s))`,
-		dynamic("DstPort"), isServer("SrcPort"), hasSYN)
-	exactUDP := fmt.Sprintf(`(and (eq .Proto "17") (not %s))`, isServer("DstPort"))
-	xlatKept := fmt.Sprintf(`(and (ne .XlatSrcPort "") (ne .XlatSrcPort "0") (or (not %s) %s))`, dynamic("XlatSrcPort"), exactUDP)
-	dstPort := "{{if " + response + "}}-1{{else}}{{.DstPort}}{{end}}"
-	// Most lines have no translation: their test stops at the first (and/or short-circuit).
-	xlatDstPort := "{{if and (ne .XlatDstPort \"\") (not " + response + ")}}{{.XlatDstPort}}{{end}}"
-	srcPort := fmt.Sprintf("{{if and %s (not %s) (not %s)}}-1{{else}}{{.SrcPort}}{{end}}", dynamic("SrcPort"), exactUDP, xlatKept)
-	xlatSrcPort := "{{if " + xlatKept + "}}{{.XlatSrcPort}}{{end}}"
-	flags := fmt.Sprintf(`{{if hasPrefix "[" .Flags}}`+
-		`{{if contains "\"SYN\"" .Flags}}{{if contains "\"SYN_ACK\"" .Flags}}%[1]d{{else}}%[2]d{{end}}`+
-		`{{else if contains "\"SYN_ACK\"" .Flags}}%[3]d{{else}}0{{end}}`+
-		`{{else if .Flags}}{{$f := int .Flags}}{{$s := ge (mod $f 4) 2}}{{$a := eq (mod (div $f 256) 2) 1}}`+
-		`{{if and $s $a}}%[1]d{{else if $s}}%[2]d{{else if $a}}%[3]d{{else}}0{{end}}`+
-		`{{else}}0{{end}}`, flow.FlagSYN|flow.FlagSYNACK, flow.FlagSYN, flow.FlagSYNACK)
-	// One stage: Loki evaluates every template of a label_format on the labels as they were
-	// before it (one snapshot per line), so each rule reads the original values.
-	return []string{
-		"label_format DstPort=`" + dstPort + "`" +
-			", Flags=`" + flags + "`" +
-			", SrcPort=`" + srcPort + "`" +
-			", SrcK8S_Name=`{{if " + keepNames + "}}{{.SrcK8S_Name}}{{end}}`" +
-			", SrcK8S_HostName=`{{if " + keepNames + "}}{{.SrcK8S_HostName}}{{end}}`" +
-			", XlatDstPort=`" + xlatDstPort + "`" +
-			", XlatSrcPort=`" + xlatSrcPort + "`" +
-			", SrcAddr=`{{if or (eq .SrcK8S_Type \"\") (eq .SrcK8S_Type \"Node\")}}{{.SrcAddr}}{{end}}`",
-	}
-}
-
 // family is the set of streams a piece shards (all egress streams).
 type family struct{ name string }
 
@@ -240,9 +146,8 @@ var metricAgg = [nMetrics]struct{ agg, unwrap string }{
 	mEnd:   {AggMax, "TimeFlowEndMs"},
 }
 
-// aggregate is the running value of one key.
+// aggregate is the running value of one projected record.
 type aggregate struct {
-	rec        flow.Record // the key, decoded once (smaller to keep than its labels)
 	count      int64
 	bytes      int64
 	start, end int64 // ms
@@ -316,25 +221,20 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 			}
 			res.Pieces += rr.pieces
 		}
-		// Loki's own count of the egress lines, per source namespace, first: it plans the
-		// shards and is what the aggregates must add up to. A record ingested meanwhile
-		// makes the sums disagree and the call fail, never pass short.
-		perNS, err := c.countBy(ctx, base, o.From, o.To, o.MinPiece, "SrcK8S_Namespace")
-		if kind, _ := classify(err); kind == limitSeries {
-			perNS, err = c.countBy(ctx, base, o.From, o.To, o.MinPiece, "")
+		queries, err := aggregateQueries(aggBase, o.Ports)
+		if err != nil {
+			return nil, err
 		}
+		r := &run{c: c, o: o, base: aggBase, queries: queries, keys: map[flow.Record]*aggregate{}}
+		perNS, err := r.aggregate(ctx, res, base)
 		if err != nil {
 			if strings.Contains(err.Error(), "JSONParserErr") {
-				return nil, fmt.Errorf("completeness check: some egress lines in the window are not JSON flow records, so Loki cannot aggregate them; pull raw lines (--raw) to see which: %w", err)
+				return nil, fmt.Errorf("some egress lines in the window are not JSON flow records, so Loki cannot aggregate them; pull raw lines (--raw) to see which: %w", err)
 			}
-			return nil, fmt.Errorf("completeness check: %w", err)
+			return nil, err
 		}
 		for _, n := range perNS {
 			expected += n
-		}
-		r := &run{c: c, o: o, base: aggBase, keys: map[string]*aggregate{}}
-		if err := r.aggregate(ctx, res, perNS); err != nil {
-			return nil, err
 		}
 		res.Pieces += r.pieces
 		res.Records = Fold(res.Records)
@@ -362,9 +262,11 @@ type run struct {
 	c    *Client
 	o    Options
 	base Pipeline
+	// queries are the aggregate queries (aggregateQueries).
+	queries []aggQuery
 
 	mu     sync.Mutex
-	keys   map[string]*aggregate
+	keys   map[flow.Record]*aggregate
 	pieces int
 
 	listMu sync.Mutex
@@ -375,6 +277,7 @@ type run struct {
 // piece is one query unit: a shard of the egress streams and a time range.
 type piece struct {
 	fam      *family
+	q        int // index in run.queries (aggregate path)
 	shard    shard
 	from, to time.Time
 }
@@ -383,17 +286,53 @@ func (p piece) String() string {
 	return fmt.Sprintf("%s [%s, %s)", selector(p.shard.matchers()), p.from.Format(time.RFC3339), p.to.Format(time.RFC3339))
 }
 
-func (r *run) aggregate(ctx context.Context, res *Result, perNS map[string]int64) error {
+// aggregate runs the aggregate queries, and returns Loki's own count of the lines of
+// countBase (the whole egress selection) per source namespace: what the aggregates must
+// add up to, and what the shards are planned on. A record ingested meanwhile makes the
+// sums disagree and Egress fail, never pass short.
+func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (map[string]int64, error) {
 	g, gctx := errgroup.WithContext(ctx)
-	for _, sh := range planShards(perNS, r.o.MaxSeries*linesPerKey) {
-		p := piece{fam: allStreams, shard: sh, from: r.o.From, to: r.o.To}
+	// The queries other than the bulk one select few keys: they run beside the count, once
+	// over the window, split only if Loki says they must be.
+	for q, aq := range r.queries {
+		if !aq.sharded && q != qHard {
+			g.Go(func() error {
+				return r.runPiece(gctx, g, piece{fam: allStreams, q: q, shard: aq.shard, from: r.o.From, to: r.o.To})
+			})
+		}
+	}
+	perNS, err := r.c.countBy(gctx, countBase, r.o.From, r.o.To, r.o.MinPiece, shardDims[0])
+	if kind, _ := classify(err); kind == limitSeries {
+		perNS, err = r.c.countBy(gctx, countBase, r.o.From, r.o.To, r.o.MinPiece, "")
+	}
+	if err != nil {
+		// A failed hard query cancels the count: its error is the cause to report.
+		if werr := g.Wait(); werr != nil {
+			return nil, werr
+		}
+		return nil, fmt.Errorf("completeness check: %w", err)
+	}
+	shards, err := r.planAggregate(gctx, g, perNS)
+	if err != nil {
+		if werr := g.Wait(); werr != nil {
+			return nil, werr
+		}
+		return nil, err
+	}
+	for _, sh := range shards {
+		p := piece{fam: allStreams, q: qPlain, shard: sh, from: r.o.From, to: r.o.To}
+		g.Go(func() error { return r.runPiece(gctx, g, p) })
+	}
+	// The hard query reads every line: cut in namespace shards of equal lines, so that
+	// Loki's cores share it, and a limit answer costs a part of the scan, not all of it.
+	for _, sh := range r.lineShards(perNS) {
+		p := piece{fam: allStreams, q: qHard, shard: sh, from: r.o.From, to: r.o.To}
 		g.Go(func() error { return r.runPiece(gctx, g, p) })
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, err
 	}
-	for _, a := range r.keys {
-		rec := a.rec
+	for rec, a := range r.keys {
 		rec.Count, rec.Bytes = a.count, a.bytes
 		if a.start != math.MaxInt64 && a.start != 0 {
 			rec.Start = msTime(a.start)
@@ -405,56 +344,143 @@ func (r *run) aggregate(ctx context.Context, res *Result, perNS map[string]int64
 		res.Retrieved += a.count
 	}
 	sortRecords(res.Records)
-	return nil
+	return perNS, nil
 }
 
-func (r *run) pipeline(p piece) (Pipeline, []string) {
-	pl := r.base.With(p.shard.matchers(), nil).WithFields(keyFields...)
-	pl.Stages = append(pl.Stages, projectionStages(r.o.Ports)...)
-	return pl, dedupe(append(append([]string(nil), keyLabels...), keyFields...))
-}
-
-// runPiece queries the four sums of a piece; when Loki answers with a limit it splits the
-// piece (by stream label values, then by time) and queues the parts in g.
-func (r *run) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
-	pl, by := r.pipeline(p)
-	var vecs [nMetrics]loghttp.Vector
-	metric := func(k metricKind) Metric {
-		m := Metric{Pipeline: pl, Agg: metricAgg[k].agg, Unwrap: metricAgg[k].unwrap, Range: p.to.Sub(p.from), By: by}
-		if m.Unwrap != "" {
-			m.Pipeline = m.Pipeline.WithFields(m.Unwrap)
+// planAggregate shards the determined query so that each shard fits max_query_series at
+// the first try: a query over the limit costs Loki a scan for nothing, and Loki cannot
+// count the keys of a namespace without holding them (the limit applies inside the
+// query). A window of at most max_query_series lines is one shard (a key has a line at
+// least). Otherwise one namespace of at most that many lines goes first, as a pilot: its
+// keys per line size the shards of the others. The pilot's answer is kept.
+func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, lines map[string]int64) ([]shard, error) {
+	// Lines without a namespace are qNodes's.
+	var total int64
+	var values []string
+	for ns, n := range lines {
+		if ns != "" {
+			total += n
+			values = append(values, ns)
 		}
-		return m
 	}
+	if total <= int64(r.o.MaxSeries) {
+		return []shard{{dim: -1}}, nil
+	}
+	sort.Strings(values)
+	pilot := ""
+	for _, ns := range values {
+		n := lines[ns]
+		if ns == "" || n == 0 {
+			continue
+		}
+		fits, best := n <= int64(r.o.MaxSeries), lines[pilot]
+		switch {
+		case pilot == "":
+			pilot = ns
+		case fits && (best > int64(r.o.MaxSeries) || n > best):
+			pilot = ns // the largest that surely fits
+		case !fits && best > int64(r.o.MaxSeries) && n < best:
+			pilot = ns // else the smallest
+		}
+	}
+	keysPerLine := 1.0 // every line its own key, when there is no pilot to tell
+	if pilot != "" {
+		p := piece{fam: allStreams, q: qPlain, shard: shard{dim: 0, values: []string{pilot}}, from: r.o.From, to: r.o.To}
+		n, err := r.queryPiece(ctx, p)
+		switch kind, _ := classify(err); {
+		case err == nil:
+			// A margin for namespaces that repeat their keys less than the pilot does.
+			keysPerLine = min(1, 1.25*float64(n)/float64(lines[pilot]))
+		case kind != noLimit:
+			g.Go(func() error { return r.runPiece(ctx, g, p) })
+		default:
+			return nil, err
+		}
+	}
+	keys := map[string]int{}
+	for ns, n := range lines {
+		if ns != pilot && ns != "" {
+			keys[ns] = int(math.Ceil(float64(n) * keysPerLine))
+		}
+	}
+	return packShards(keys, values, pilot, r.o.MaxSeries), nil
+}
+
+// lineShards cuts the source namespaces into 2×Concurrency shards of about equal lines
+// (one shard when the window is small).
+func (r *run) lineShards(lines map[string]int64) []shard {
+	var total int64
+	keys := map[string]int{}
+	var values []string
+	for ns, n := range lines {
+		total += n
+		keys[ns] = int(n)
+		values = append(values, ns)
+	}
+	parts := int64(2 * r.c.cfg.Concurrency)
+	if total <= int64(r.o.MaxSeries) || parts < 2 {
+		return []shard{{dim: -1}}
+	}
+	return packShards(keys, values, "", int((total+parts-1)/parts))
+}
+
+// metric is one sum of a piece.
+func (r *run) metric(p piece, k metricKind) Metric {
+	aq := r.queries[p.q]
+	m := Metric{Pipeline: aq.pipeline.With(p.shard.matchers(), nil), Agg: metricAgg[k].agg, Unwrap: metricAgg[k].unwrap,
+		Range: p.to.Sub(p.from), By: aq.by}
+	if m.Unwrap != "" {
+		// Loki pushes the grouping down into count_over_time only: without this keep, every
+		// other JSON field would make its own series under an unwrap.
+		m.Pipeline = m.Pipeline.WithFields(m.Unwrap)
+		m.Pipeline.Stages = append(m.Pipeline.Stages, "keep "+strings.Join(append(append([]string(nil), aq.by...), m.Unwrap), ", "))
+	}
+	return m
+}
+
+// queryPiece runs the sums of a piece and merges them; nothing is merged unless all of
+// them succeed, so a piece that is split afterwards is never counted twice.
+func (r *run) queryPiece(ctx context.Context, p piece) (int, error) {
 	at := p.to.Add(-time.Nanosecond)
-	// The count goes first, alone: when the piece has too many keys it is the one query
-	// that fails (each failure costs Loki a scan); the three others have the same keys.
-	cm := metric(mCount)
-	if err := cm.Validate(); err != nil {
+	var vecs [nMetrics]loghttp.Vector
+	query := func(ctx context.Context, k metricKind) error {
+		m := r.metric(p, k)
+		if err := m.Validate(); err != nil {
+			return err
+		}
+		v, err := r.c.instant(ctx, m.String(), at)
+		vecs[k] = v
 		return err
 	}
-	v, err := r.c.instant(ctx, cm.String(), at)
-	vecs[mCount] = v
-	if err == nil && !r.o.CountsOnly {
-		mg, mctx := errgroup.WithContext(ctx)
-		for k := mCount + 1; k < nMetrics; k++ {
-			m := metric(k)
-			if err := m.Validate(); err != nil {
-				return err
-			}
-			mg.Go(func() error {
-				v, err := r.c.instant(mctx, m.String(), at)
-				vecs[k] = v
-				return err
-			})
-		}
-		err = mg.Wait()
+	// The count goes first, alone: when the piece has too many keys it is the query that
+	// fails (each failure costs Loki a scan); the sums have the same keys.
+	if err := query(ctx, mCount); err != nil {
+		return 0, err
 	}
+	if !r.o.CountsOnly && len(vecs[mCount]) > 0 {
+		dg, dctx := errgroup.WithContext(ctx)
+		for k := mCount + 1; k < nMetrics; k++ {
+			dg.Go(func() error { return query(dctx, k) })
+		}
+		if err := dg.Wait(); err != nil {
+			return 0, err
+		}
+	}
+	if err := r.merge(p, vecs); err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	r.pieces++
+	r.mu.Unlock()
+	return len(vecs[mCount]), nil
+}
+
+// runPiece queries a piece; when Loki answers with a limit it splits the piece (by stream
+// label values, then by time) and queues the parts in g.
+func (r *run) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
+	_, err := r.queryPiece(ctx, p)
 	if err == nil {
-		r.mu.Lock()
-		r.pieces++
-		r.mu.Unlock()
-		return r.merge(p, vecs)
+		return nil
 	}
 	kind, n := classify(err)
 	var parts []piece
@@ -496,7 +522,7 @@ func (r *run) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
 	return nil
 }
 
-// merge folds the four answers of a piece into the running aggregates.
+// merge folds the answers of one query of a piece into the running aggregates.
 func (r *run) merge(p piece, vecs [nMetrics]loghttp.Vector) error {
 	type entry struct {
 		labels map[string]string
@@ -541,14 +567,14 @@ func (r *run) merge(p piece, vecs [nMetrics]loghttp.Vector) error {
 		if !e.seen[mEnd] {
 			e.vals[mEnd] = math.MinInt64
 		}
-		a := r.keys[key]
+		rec, err := keyRecord(e.labels, r.queries[p.q].determined, r.o.Ports)
+		if err != nil {
+			return err
+		}
+		a := r.keys[rec]
 		if a == nil {
-			rec, err := recordFromLabels(e.labels)
-			if err != nil {
-				return err
-			}
-			a = &aggregate{rec: rec, start: math.MaxInt64, end: math.MinInt64}
-			r.keys[key] = a
+			a = &aggregate{start: math.MaxInt64, end: math.MinInt64}
+			r.keys[rec] = a
 		}
 		a.count += int64(e.vals[mCount])
 		a.bytes += int64(e.vals[mBytes])

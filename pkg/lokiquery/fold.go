@@ -11,9 +11,9 @@ import (
 // Loki groups by, with Count 1 and the record's Bytes, Start and End. It is the contract of
 // aggregation, in Go: Fold of the projected records equals what Egress returns in Aggregate
 // mode for the same lines, and pkg/matrix builds the same matrix from either (it reads no
-// dropped field). Kept: both sides' namespace, owner, owner type, type and subnet label;
-// the destination address; protocol; the SYN and SYN_ACK flags; direction, layer, cluster,
-// DNS name, sampling, duplicate mark, ether type; the source pod and host names for nodes,
+// dropped field). Kept: the source's namespace, owner, owner type, type and subnet label;
+// the destination's type, address and subnet label; protocol; the SYN and SYN_ACK flags;
+// whether the direction is "0" (the receiving node's copy; any other becomes ""); DNS name, sampling, duplicate mark, ether type; the source pod and host names for nodes,
 // for pods owned by a node or by nobody, and for unknown sources; the source address for
 // nodes and unknown sources; the translated (PacketTranslation) addresses. Ports: SrcPort
 // is flow.EphemeralPort when it is a dynamic client port (>= DynamicPortMin, not an extra
@@ -23,7 +23,9 @@ import (
 // a dynamic port), which pkg/matrix only counts. XlatSrcPort is kept by the rule SrcPort
 // follows without translation (a dynamic one becomes 0), and the record's SrcPort with it;
 // XlatDstPort is 0 when DstPort is flow.EphemeralPort. Dropped: other pod names, agent,
-// interfaces, packets, DNS id, destination pod and host names.
+// interfaces, packets, DNS id, the destination's namespace, owner, owner type, pod and
+// host names (an egress destination has none), the flow layer and the cluster name
+// (pkg/matrix reads neither; Options.Matchers selects a cluster).
 //
 // Why the translated fields: OVN-Kubernetes SNATs pod egress to the node's address, and
 // pkg/matrix folds the node-side copy into the pod by counts per (node address,
@@ -34,12 +36,15 @@ func Project(r flow.Record, p flow.PortPolicy) flow.Record {
 	out := flow.Record{
 		SrcNamespace: r.SrcNamespace, SrcOwnerName: r.SrcOwnerName, SrcOwnerType: r.SrcOwnerType,
 		SrcType: r.SrcType, SrcSubnetLabel: r.SrcSubnetLabel,
-		DstNamespace: r.DstNamespace, DstOwnerName: r.DstOwnerName, DstOwnerType: r.DstOwnerType,
 		DstType: r.DstType, DstAddr: r.DstAddr, DstPort: r.DstPort, DstSubnetLabel: r.DstSubnetLabel,
-		Proto: r.Proto, Flags: r.Flags & (flow.FlagSYN | flow.FlagSYNACK), FlowDirection: r.FlowDirection, FlowLayer: r.FlowLayer,
-		ClusterName: r.ClusterName, DNSName: r.DNSName, Sampling: r.Sampling, Duplicate: r.Duplicate,
+		Proto: r.Proto, Flags: r.Flags & (flow.FlagSYN | flow.FlagSYNACK),
+		DNSName: r.DNSName, Sampling: r.Sampling, Duplicate: r.Duplicate,
 		Etype: r.Etype, Bytes: r.Bytes, Start: r.Start, End: r.End, Count: 1,
 		XlatSrcAddr: r.XlatSrcAddr, XlatDstAddr: r.XlatDstAddr, XlatDstPort: r.XlatDstPort,
+	}
+	if r.FlowDirection == "0" {
+		// pkg/matrix only asks whether a record is the receiving node's copy.
+		out.FlowDirection = "0"
 	}
 	switch {
 	case r.SrcType == "":

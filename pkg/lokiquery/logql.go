@@ -68,9 +68,12 @@ func (f LineFilter) String() string { return f.Op + " " + strconv.Quote(f.Text) 
 // Pipeline is a log query: a stream selector, line filters, `| json` with only the named
 // fields, then label filters on stream or extracted labels.
 type Pipeline struct {
-	Selector     []Matcher
-	LineFilters  []LineFilter
-	JSONFields   []string  // fields `| json` extracts; none: no parser
+	Selector    []Matcher
+	LineFilters []LineFilter
+	JSONFields  []string // fields `| json` extracts; none: no parser
+	// JSONAll is a bare `| json` (JSONFields ignored). Loki then extracts only the labels
+	// the query uses, which costs less than listing the fields as expressions.
+	JSONAll      bool
 	LabelFilters []Matcher // applied after the parser, in order
 	// Stages are more pipeline stages (label_format, ...) after LabelFilters; built by this
 	// package only (not validated).
@@ -122,19 +125,32 @@ func (p Pipeline) String() string {
 		b.WriteString(" ")
 		b.WriteString(f.String())
 	}
-	if len(p.JSONFields) > 0 {
+	switch {
+	case p.JSONAll:
+		b.WriteString(" | json")
+	case len(p.JSONFields) > 0:
 		b.WriteString(" | json ")
 		b.WriteString(strings.Join(p.JSONFields, ", "))
 	}
 	for _, m := range p.LabelFilters {
 		b.WriteString(" | ")
-		b.WriteString(m.String())
+		b.WriteString(labelFilterString(m))
 	}
 	for _, e := range p.Stages {
 		b.WriteString(" | ")
 		b.WriteString(e)
 	}
 	return b.String()
+}
+
+// labelFilterString renders a label filter (after a parser). Loki v3.7 rewrites a label
+// filter regex made of literal alternatives into substring tests (`SrcPort=~"53|5353"`
+// keeps 32853), so regular expressions are anchored explicitly.
+func labelFilterString(m Matcher) string {
+	if m.Op == OpRe || m.Op == OpNotRe {
+		return m.Name + m.Op + strconv.Quote("^(?:"+m.Value+")$")
+	}
+	return m.String()
 }
 
 // With returns a copy of p with more selector matchers and label filters.

@@ -22,7 +22,7 @@ func TestPipelineString(t *testing.T) {
 		JSONFields:   []string{"DstAddr", "DstPort"},
 		LabelFilters: []Matcher{{"DstSubnetLabel", OpNotRe, "Pods|Machines"}},
 	}
-	want := `{app="netobserv-flowcollector", DstK8S_Type=""} != "\"DstSubnetLabel\":\"Pods\"" | json DstAddr, DstPort | DstSubnetLabel!~"Pods|Machines"`
+	want := `{app="netobserv-flowcollector", DstK8S_Type=""} != "\"DstSubnetLabel\":\"Pods\"" | json DstAddr, DstPort | DstSubnetLabel!~"^(?:Pods|Machines)$"`
 	if got := p.String(); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
@@ -30,7 +30,7 @@ func TestPipelineString(t *testing.T) {
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if got := m.String(); !strings.HasPrefix(got, "sum by (DstAddr) (sum_over_time({") || !strings.HasSuffix(got, "| json Bytes, DstAddr, DstPort | DstSubnetLabel!~\"Pods|Machines\" | unwrap Bytes [5400000ms]))") {
+	if got := m.String(); !strings.HasPrefix(got, "sum by (DstAddr) (sum_over_time({") || !strings.HasSuffix(got, "| json Bytes, DstAddr, DstPort | DstSubnetLabel!~\"^(?:Pods|Machines)$\" | unwrap Bytes [5400000ms]))") {
 		t.Fatalf("metric: %s", got)
 	}
 }
@@ -71,7 +71,7 @@ func TestPipelineValidate(t *testing.T) {
 // SrcSubnetLabel="Pods") and drops in-cluster destinations in both formats.
 func TestEgressPipelineShape(t *testing.T) {
 	q := EgressPipeline(nil).String()
-	for _, want := range []string{`app="netobserv-flowcollector"`, `DstK8S_Type=""`, `| DstK8S_Type=""`, `DstSubnetLabel!~"Pods|Services|Machines"`} {
+	for _, want := range []string{`app="netobserv-flowcollector"`, `DstK8S_Type=""`, `| DstK8S_Type=""`, `DstSubnetLabel!~"^(?:Pods|Services|Machines)$"`} {
 		if !strings.Contains(q, want) {
 			t.Errorf("%s lacks %s", q, want)
 		}

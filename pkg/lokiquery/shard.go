@@ -51,25 +51,29 @@ func (s shard) matchers() []Matcher {
 	return append(out, Matcher{Name: name, Op: OpNotRe, Value: regexAlternatives(others)})
 }
 
-// linesPerKey is the number of egress lines a shard is planned to hold per allowed series:
-// flow records repeat their matrix key (every connection of a workload to a server, every
-// record of a long connection), so a shard of MaxSeries*linesPerKey lines usually fits. A
-// shard that does not is split again.
-const linesPerKey = 8
-
-// planShards cuts the source namespaces into shards of about capacity lines (first fit,
-// biggest first); records without a namespace (nodes) and namespaces not counted go to a
-// shard that takes "the rest". One shard when everything fits.
-func planShards(perNS map[string]int64, capacity int) []shard {
-	var total int64
+// planShards cuts the egress streams by source namespace into shards of about maxSeries
+// streams each (longest first, each to the lightest shard): a stream rarely holds more
+// than one matrix key, so such a shard usually fits, and one that does not is split again.
+// When there is more than one shard there are at least minShards, so that Loki's cores
+// work in parallel. Streams without a namespace (nodes), and namespaces that appear after
+// the listing, go to a shard that takes "the rest".
+func planShards(streams []map[string]string, maxSeries, minShards int) []shard {
+	perNS := map[string]int{}
+	for _, s := range streams {
+		perNS[s[shardDims[0]]]++
+	}
 	var values []string
-	for ns, n := range perNS {
-		total += n
+	for ns := range perNS {
 		if ns != "" {
 			values = append(values, ns)
 		}
 	}
-	if total <= int64(capacity) || len(values) == 0 {
+	n := (len(streams) + maxSeries - 1) / max(maxSeries, 1)
+	if n > 1 {
+		n = max(n, minShards)
+	}
+	n = min(n, len(values)+1)
+	if n <= 1 {
 		return []shard{{dim: -1}}
 	}
 	sort.Slice(values, func(i, j int) bool {
@@ -79,25 +83,81 @@ func planShards(perNS map[string]int64, capacity int) []shard {
 		return values[i] < values[j]
 	})
 	type bin struct {
-		values []string
-		lines  int64
+		values  []string
+		streams int
 	}
-	bins := []*bin{{lines: perNS[""]}} // the rest shard starts with the unnamespaced lines
+	bins := make([]bin, n)
+	bins[0].streams = perNS[""] // the rest shard starts with the streams without a namespace
 	for _, v := range values {
-		placed := false
-		for _, b := range bins {
-			if b.lines+perNS[v] <= int64(capacity) {
-				b.values, b.lines, placed = append(b.values, v), b.lines+perNS[v], true
-				break
+		least := 0
+		for i := range bins {
+			if bins[i].streams < bins[least].streams {
+				least = i
 			}
 		}
-		if !placed {
-			bins = append(bins, &bin{values: []string{v}, lines: perNS[v]})
-		}
+		bins[least].values = append(bins[least].values, v)
+		bins[least].streams += perNS[v]
 	}
 	all := append([]string(nil), values...)
 	sort.Strings(all)
 	var out []shard
+	for i, b := range bins {
+		if i > 0 && len(b.values) == 0 {
+			continue
+		}
+		sort.Strings(b.values)
+		out = append(out, shard{dim: 0, values: b.values, rest: i == 0, all: all})
+	}
+	return out
+}
+
+// packShards packs source namespaces into shards of at most capacity keys (first fit,
+// largest first), given the (estimated) keys per namespace; values lists every namespace
+// of the window's streams, and exclude one that is queried apart. The first shard takes
+// "the rest": keys without a namespace, and namespaces that appeared after the listing.
+// A namespace over capacity gets a shard of its own (it is split by owner when Loki
+// refuses it).
+func packShards(keys map[string]int, values []string, exclude string, capacity int) []shard {
+	set := map[string]bool{}
+	for _, v := range values {
+		if v != "" {
+			set[v] = true
+		}
+	}
+	all := make([]string, 0, len(set))
+	var byKeys []string
+	for v := range set {
+		all = append(all, v)
+		if v != exclude {
+			byKeys = append(byKeys, v)
+		}
+	}
+	sort.Strings(all)
+	sort.Strings(byKeys)
+	sort.SliceStable(byKeys, func(i, j int) bool { return keys[byKeys[i]] > keys[byKeys[j]] })
+	type bin struct {
+		values []string
+		keys   int
+	}
+	bins := []*bin{{keys: keys[""]}}
+	for _, v := range byKeys {
+		var fit *bin
+		for _, b := range bins {
+			if b.keys+keys[v] <= capacity {
+				fit = b
+				break
+			}
+		}
+		if fit == nil {
+			fit = &bin{}
+			bins = append(bins, fit)
+		}
+		fit.values, fit.keys = append(fit.values, v), fit.keys+keys[v]
+	}
+	if len(bins) == 1 && exclude == "" {
+		return []shard{{dim: -1}}
+	}
+	out := make([]shard, 0, len(bins))
 	for i, b := range bins {
 		sort.Strings(b.values)
 		out = append(out, shard{dim: 0, values: b.values, rest: i == 0, all: all})
