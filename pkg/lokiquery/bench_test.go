@@ -173,22 +173,15 @@ func TestBenchChild(t *testing.T) {
 	}
 	ctx := context.Background()
 	var res childResult
+	var r *Result
 	start := time.Now()
 	switch approach {
 	case "floor":
 		res.Lines, err = c.count(ctx, EgressPipeline(nil), from, to, time.Minute)
 	case "aggregate":
-		var r *Result
 		r, err = c.Egress(ctx, Options{From: from, To: to})
-		if err == nil {
-			res.Lines, res.Digest = r.Retrieved, digest(r.Records)
-		}
 	case "aggregate-counts":
-		var r *Result
 		r, err = c.Egress(ctx, Options{From: from, To: to, CountsOnly: true})
-		if err == nil {
-			res.Lines, res.Digest = r.Retrieved, digest(countsOnly(r.Records))
-		}
 	case "raw-enhancement":
 		res.Lines, err = logcliPull(os.Getenv("BENCH_LOKI"), os.Getenv("BENCH_TENANT"), EnhancementQuery, from, to, 5000)
 	default:
@@ -198,7 +191,14 @@ func TestBenchChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	res.Seconds = time.Since(start).Seconds()
+	// The peak is read before the digest: checking the answer is the benchmark's work.
 	res.HWMKiB = vmHWM(t)
+	switch approach {
+	case "aggregate":
+		res.Lines, res.Digest = r.Retrieved, digest(r.Records)
+	case "aggregate-counts":
+		res.Lines, res.Digest = r.Retrieved, digest(countsOnly(r.Records))
+	}
 	line, _ := json.Marshal(res)
 	fmt.Printf("BENCH_RESULT %s\n", line)
 }

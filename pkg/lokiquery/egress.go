@@ -1,9 +1,11 @@
 package lokiquery
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -237,7 +239,10 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 			expected += n
 		}
 		res.Pieces += r.pieces
-		res.Records = Fold(res.Records)
+		if len(o.RawAddrs) > 0 {
+			// The aggregates are distinct already; raw records may repeat keys.
+			res.Records = Fold(res.Records)
+		}
 	}
 	res.Expected = expected
 	if res.Retrieved != expected {
@@ -347,12 +352,13 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 	return perNS, nil
 }
 
-// planAggregate shards the determined query so that each shard fits max_query_series at
-// the first try: a query over the limit costs Loki a scan for nothing, and Loki cannot
-// count the keys of a namespace without holding them (the limit applies inside the
-// query). A window of at most max_query_series lines is one shard (a key has a line at
-// least). Otherwise one namespace of at most that many lines goes first, as a pilot: its
-// keys per line size the shards of the others. The pilot's answer is kept.
+// planAggregate shards qPlain so that each shard fits max_query_series at the first try:
+// a query over the limit costs Loki a scan for nothing, and Loki cannot count the keys of
+// a namespace without holding them (the limit applies inside the query). A window of at
+// most max_query_series lines is one shard (a key has a line at least). Otherwise a few
+// namespaces of at most that many lines go first, as pilots: their keys per qPlain line
+// size the shards of the others (with a margin; a pilot whose lines are mostly other
+// queries' tells nothing and is passed over). The pilots' answers are kept.
 func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, lines map[string]int64) ([]shard, error) {
 	// Lines without a namespace are qNodes's.
 	var total int64
@@ -366,48 +372,61 @@ func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, lines map[st
 	if total <= int64(r.o.MaxSeries) {
 		return []shard{{dim: -1}}, nil
 	}
-	sort.Strings(values)
-	pilot := ""
+	var candidates []string
 	for _, ns := range values {
-		n := lines[ns]
-		if ns == "" || n == 0 {
+		if n := lines[ns]; n > 0 && n <= int64(r.o.MaxSeries) {
+			candidates = append(candidates, ns)
+		}
+	}
+	sort.Slice(candidates, func(i, j int) bool {
+		if lines[candidates[i]] != lines[candidates[j]] {
+			return lines[candidates[i]] > lines[candidates[j]]
+		}
+		return candidates[i] < candidates[j]
+	})
+	const maxPilots, usablePilots, minPilotLines = 4, 2, 50
+	keysPerLine, usable := 0.0, 0
+	pilots := map[string]bool{}
+	for _, ns := range candidates[:min(len(candidates), maxPilots)] {
+		if usable == usablePilots {
+			break
+		}
+		pilots[ns] = true
+		p := piece{fam: allStreams, q: qPlain, shard: shard{dim: 0, values: []string{ns}}, from: r.o.From, to: r.o.To}
+		keys, plainLines, err := r.queryPiece(ctx, p)
+		if kind, _ := classify(err); kind != noLimit {
+			// Too long or too slow for this Loki: split like any piece, learn nothing.
+			g.Go(func() error { return r.runPiece(ctx, g, p) })
 			continue
 		}
-		fits, best := n <= int64(r.o.MaxSeries), lines[pilot]
-		switch {
-		case pilot == "":
-			pilot = ns
-		case fits && (best > int64(r.o.MaxSeries) || n > best):
-			pilot = ns // the largest that surely fits
-		case !fits && best > int64(r.o.MaxSeries) && n < best:
-			pilot = ns // else the smallest
-		}
-	}
-	keysPerLine := 1.0 // every line its own key, when there is no pilot to tell
-	if pilot != "" {
-		p := piece{fam: allStreams, q: qPlain, shard: shard{dim: 0, values: []string{pilot}}, from: r.o.From, to: r.o.To}
-		n, err := r.queryPiece(ctx, p)
-		switch kind, _ := classify(err); {
-		case err == nil:
-			// A margin for namespaces that repeat their keys less than the pilot does.
-			keysPerLine = min(1, 1.25*float64(n)/float64(lines[pilot]))
-		case kind != noLimit:
-			g.Go(func() error { return r.runPiece(ctx, g, p) })
-		default:
+		if err != nil {
 			return nil, err
 		}
+		if plainLines >= minPilotLines {
+			usable++
+			keysPerLine = max(keysPerLine, float64(keys)/float64(plainLines))
+		}
 	}
+	if usable == 0 {
+		keysPerLine = 1 // every line its own key: many shards, none refused
+	}
+	// A margin for namespaces that repeat their keys less than the pilots do.
+	keysPerLine = min(1, 1.5*keysPerLine)
 	keys := map[string]int{}
 	for ns, n := range lines {
-		if ns != pilot && ns != "" {
+		if ns != "" && !pilots[ns] {
 			keys[ns] = int(math.Ceil(float64(n) * keysPerLine))
 		}
 	}
-	return packShards(keys, values, pilot, r.o.MaxSeries), nil
+	return packShards(keys, values, pilots, r.o.MaxSeries), nil
 }
 
-// lineShards cuts the source namespaces into 2×Concurrency shards of about equal lines
-// (one shard when the window is small).
+// linesPerScan is about how many egress lines a query should read at least for Loki's
+// fixed cost per query (~50 ms here) to stay small beside the scan.
+const linesPerScan = 50000
+
+// lineShards cuts the source namespaces into shards of about equal lines: as many as keep
+// linesPerScan lines each, up to 2×Concurrency.
 func (r *run) lineShards(lines map[string]int64) []shard {
 	var total int64
 	keys := map[string]int{}
@@ -417,11 +436,11 @@ func (r *run) lineShards(lines map[string]int64) []shard {
 		keys[ns] = int(n)
 		values = append(values, ns)
 	}
-	parts := int64(2 * r.c.cfg.Concurrency)
-	if total <= int64(r.o.MaxSeries) || parts < 2 {
+	parts := min(int64(2*r.c.cfg.Concurrency), total/linesPerScan)
+	if parts < 2 {
 		return []shard{{dim: -1}}
 	}
-	return packShards(keys, values, "", int((total+parts-1)/parts))
+	return packShards(keys, values, nil, int((total+parts-1)/parts))
 }
 
 // metric is one sum of a piece.
@@ -440,7 +459,7 @@ func (r *run) metric(p piece, k metricKind) Metric {
 
 // queryPiece runs the sums of a piece and merges them; nothing is merged unless all of
 // them succeed, so a piece that is split afterwards is never counted twice.
-func (r *run) queryPiece(ctx context.Context, p piece) (int, error) {
+func (r *run) queryPiece(ctx context.Context, p piece) (keys int, lines int64, err error) {
 	at := p.to.Add(-time.Nanosecond)
 	var vecs [nMetrics]loghttp.Vector
 	query := func(ctx context.Context, k metricKind) error {
@@ -455,7 +474,7 @@ func (r *run) queryPiece(ctx context.Context, p piece) (int, error) {
 	// The count goes first, alone: when the piece has too many keys it is the query that
 	// fails (each failure costs Loki a scan); the sums have the same keys.
 	if err := query(ctx, mCount); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if !r.o.CountsOnly && len(vecs[mCount]) > 0 {
 		dg, dctx := errgroup.WithContext(ctx)
@@ -463,22 +482,25 @@ func (r *run) queryPiece(ctx context.Context, p piece) (int, error) {
 			dg.Go(func() error { return query(dctx, k) })
 		}
 		if err := dg.Wait(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	if err := r.merge(p, vecs); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	r.mu.Lock()
 	r.pieces++
 	r.mu.Unlock()
-	return len(vecs[mCount]), nil
+	for _, smp := range vecs[mCount] {
+		lines += int64(smp.Value)
+	}
+	return len(vecs[mCount]), lines, nil
 }
 
 // runPiece queries a piece; when Loki answers with a limit it splits the piece (by stream
 // label values, then by time) and queues the parts in g.
 func (r *run) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
-	_, err := r.queryPiece(ctx, p)
+	_, _, err := r.queryPiece(ctx, p)
 	if err == nil {
 		return nil
 	}
@@ -730,30 +752,45 @@ func parseFlagsLabel(v string) (uint32, error) {
 
 // sortRecords gives a stable order, so outputs and --save-flows files are reproducible.
 func sortRecords(rs []flow.Record) {
-	sort.Slice(rs, func(i, j int) bool {
-		a, b := &rs[i], &rs[j]
-		for _, c := range [][2]string{
-			{a.SrcNamespace, b.SrcNamespace}, {a.SrcOwnerName, b.SrcOwnerName}, {a.SrcHostName, b.SrcHostName},
-			{a.SrcAddr, b.SrcAddr}, {a.DstAddr, b.DstAddr},
-		} {
-			if c[0] != c[1] {
-				return c[0] < c[1]
-			}
-		}
-		if a.DstPort != b.DstPort {
-			return a.DstPort < b.DstPort
-		}
-		if a.SrcPort != b.SrcPort {
-			return a.SrcPort < b.SrcPort
-		}
-		if a.Flags != b.Flags {
-			return a.Flags < b.Flags
-		}
-		if !a.End.Equal(b.End) {
-			return a.End.Before(b.End)
-		}
-		return fmt.Sprint(*a) < fmt.Sprint(*b)
-	})
+	slices.SortFunc(rs, func(a, b flow.Record) int { return compareRecords(&a, &b) })
+}
+
+// compareRecords orders records on every field, most telling first.
+func compareRecords(a, b *flow.Record) int {
+	if c := cmp.Or(
+		strings.Compare(a.SrcNamespace, b.SrcNamespace), strings.Compare(a.SrcOwnerName, b.SrcOwnerName),
+		strings.Compare(a.SrcHostName, b.SrcHostName), strings.Compare(a.SrcAddr, b.SrcAddr),
+		strings.Compare(a.DstAddr, b.DstAddr), cmp.Compare(a.DstPort, b.DstPort), cmp.Compare(a.SrcPort, b.SrcPort),
+		cmp.Compare(a.Flags, b.Flags), a.End.Compare(b.End), a.Start.Compare(b.Start),
+	); c != 0 {
+		return c
+	}
+	return cmp.Or(
+		strings.Compare(a.SrcOwnerType, b.SrcOwnerType), strings.Compare(a.SrcName, b.SrcName),
+		strings.Compare(a.SrcType, b.SrcType), strings.Compare(a.SrcSubnetLabel, b.SrcSubnetLabel),
+		strings.Compare(a.DstNamespace, b.DstNamespace), strings.Compare(a.DstOwnerName, b.DstOwnerName),
+		strings.Compare(a.DstOwnerType, b.DstOwnerType), strings.Compare(a.DstName, b.DstName),
+		strings.Compare(a.DstType, b.DstType), strings.Compare(a.DstSubnetLabel, b.DstSubnetLabel),
+		strings.Compare(a.DstHostName, b.DstHostName), cmp.Compare(a.Proto, b.Proto),
+		strings.Compare(a.FlowDirection, b.FlowDirection), strings.Compare(a.FlowLayer, b.FlowLayer),
+		strings.Compare(a.ClusterName, b.ClusterName), strings.Compare(a.DNSName, b.DNSName), cmp.Compare(a.DNSID, b.DNSID),
+		strings.Compare(a.XlatSrcAddr, b.XlatSrcAddr), strings.Compare(a.XlatDstAddr, b.XlatDstAddr),
+		cmp.Compare(a.XlatSrcPort, b.XlatSrcPort), cmp.Compare(a.XlatDstPort, b.XlatDstPort),
+		cmp.Compare(a.Bytes, b.Bytes), cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Count, b.Count),
+		compareBool(a.Duplicate, b.Duplicate), strings.Compare(a.Interfaces, b.Interfaces),
+		strings.Compare(a.IfDirections, b.IfDirections), cmp.Compare(a.Sampling, b.Sampling),
+		strings.Compare(a.AgentIP, b.AgentIP), cmp.Compare(a.Etype, b.Etype),
+	)
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // count is Loki's own count of the lines a pipeline selects in [from, to), split by time

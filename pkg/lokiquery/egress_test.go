@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,13 +158,28 @@ func TestEgressAggregateExact(t *testing.T) {
 	}
 	sameMatrix(t, res.Records, gs, from, to)
 
-	// Without the raw addresses, the aggregates are exactly the projected records.
-	res, err = c.Egress(context.Background(), Options{From: from, To: to})
+	// Without the raw addresses, the aggregates are exactly the projected records, and the
+	// shards are planned to fit max_query_series: Loki refuses none (each refusal costs it
+	// a scan).
+	var refused atomic.Int32
+	planned, err := New(Config{URL: s.URL, Tenant: s.Tenant, Trace: func(_, q string, _ time.Duration, err error) {
+		if kind, _ := classify(err); kind == limitSeries {
+			refused.Add(1)
+			t.Logf("refused: %.300s", q[strings.Index(q, "{"):])
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = planned.Egress(context.Background(), Options{From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := expected(gs, flow.PortPolicy{}, from, to)
 	diffRecords(t, res.Records, want)
+	if n := refused.Load(); n > 0 || res.Pieces < 4 {
+		t.Errorf("%d queries were refused by max_query_series in %d pieces; the plan should fit the limit in 4 or more", n, res.Pieces)
+	}
 
 	// Counts only: the same aggregates without bytes and times.
 	res, err = c.Egress(context.Background(), Options{From: from, To: to, CountsOnly: true})

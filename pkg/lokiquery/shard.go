@@ -113,11 +113,11 @@ func planShards(streams []map[string]string, maxSeries, minShards int) []shard {
 
 // packShards packs source namespaces into shards of at most capacity keys (first fit,
 // largest first), given the (estimated) keys per namespace; values lists every namespace
-// of the window's streams, and exclude one that is queried apart. The first shard takes
+// of the window's streams, and exclude those queried apart. The first shard takes
 // "the rest": keys without a namespace, and namespaces that appeared after the listing.
 // A namespace over capacity gets a shard of its own (it is split by owner when Loki
 // refuses it).
-func packShards(keys map[string]int, values []string, exclude string, capacity int) []shard {
+func packShards(keys map[string]int, values []string, exclude map[string]bool, capacity int) []shard {
 	set := map[string]bool{}
 	for _, v := range values {
 		if v != "" {
@@ -128,7 +128,7 @@ func packShards(keys map[string]int, values []string, exclude string, capacity i
 	var byKeys []string
 	for v := range set {
 		all = append(all, v)
-		if v != exclude {
+		if !exclude[v] {
 			byKeys = append(byKeys, v)
 		}
 	}
@@ -154,7 +154,7 @@ func packShards(keys map[string]int, values []string, exclude string, capacity i
 		}
 		fit.values, fit.keys = append(fit.values, v), fit.keys+keys[v]
 	}
-	if len(bins) == 1 && exclude == "" {
+	if len(bins) == 1 && len(exclude) == 0 {
 		return []shard{{dim: -1}}
 	}
 	out := make([]shard, 0, len(bins))
