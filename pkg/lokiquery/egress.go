@@ -297,10 +297,10 @@ func (p piece) String() string {
 // sums disagree and Egress fail, never pass short.
 func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (map[string]int64, error) {
 	g, gctx := errgroup.WithContext(ctx)
-	// The queries other than the bulk one select few keys: they run beside the count, once
-	// over the window, split only if Loki says they must be.
+	// The queries that select few keys run beside the count, once over the window, split
+	// only if Loki says they must be.
 	for q, aq := range r.queries {
-		if !aq.sharded && q != qHard {
+		if aq.plan == planNone {
 			g.Go(func() error {
 				return r.runPiece(gctx, g, piece{fam: allStreams, q: q, shard: aq.shard, from: r.o.From, to: r.o.To})
 			})
@@ -311,28 +311,34 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 		perNS, err = r.c.countBy(gctx, countBase, r.o.From, r.o.To, r.o.MinPiece, "")
 	}
 	if err != nil {
-		// A failed hard query cancels the count: its error is the cause to report.
+		// A query that failed beside it cancels the count: its error is the cause to report.
 		if werr := g.Wait(); werr != nil {
 			return nil, werr
 		}
 		return nil, fmt.Errorf("completeness check: %w", err)
 	}
-	shards, err := r.planAggregate(gctx, g, perNS)
+	shards, err := r.planAggregate(gctx, g, qPlain, perNS)
 	if err != nil {
 		if werr := g.Wait(); werr != nil {
 			return nil, werr
 		}
 		return nil, err
 	}
-	for _, sh := range shards {
-		p := piece{fam: allStreams, q: qPlain, shard: sh, from: r.o.From, to: r.o.To}
-		g.Go(func() error { return r.runPiece(gctx, g, p) })
-	}
-	// The hard query reads every line: cut in namespace shards of equal lines, so that
-	// Loki's cores share it, and a limit answer costs a part of the scan, not all of it.
-	for _, sh := range r.lineShards(perNS) {
-		p := piece{fam: allStreams, q: qHard, shard: sh, from: r.o.From, to: r.o.To}
-		g.Go(func() error { return r.runPiece(gctx, g, p) })
+	for q, aq := range r.queries {
+		var cut []shard
+		switch aq.plan {
+		case planPilots:
+			cut = shards
+		case planLines:
+			// A query that reads every line with few keys: cut in namespace shards of equal
+			// lines, so that Loki's cores share it, and a limit answer costs a part of the
+			// scan, not all of it.
+			cut = r.lineShards(perNS)
+		}
+		for _, sh := range cut {
+			p := piece{fam: allStreams, q: q, shard: sh, from: r.o.From, to: r.o.To}
+			g.Go(func() error { return r.runPiece(gctx, g, p) })
+		}
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -352,14 +358,14 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 	return perNS, nil
 }
 
-// planAggregate shards qPlain so that each shard fits max_query_series at the first try:
-// a query over the limit costs Loki a scan for nothing, and Loki cannot count the keys of
-// a namespace without holding them (the limit applies inside the query). A window of at
-// most max_query_series lines is one shard (a key has a line at least). Otherwise a few
-// namespaces of at most that many lines go first, as pilots: their keys per qPlain line
-// size the shards of the others (with a margin; a pilot whose lines are mostly other
-// queries' tells nothing and is passed over). The pilots' answers are kept.
-func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, lines map[string]int64) ([]shard, error) {
+// planAggregate shards query q (qPlain) so that each shard fits max_query_series at the
+// first try: a query over the limit costs Loki a scan for nothing, and Loki cannot count
+// the keys of a namespace without holding them (the limit applies inside the query). A
+// window of at most max_query_series lines is one shard (a key has a line at least).
+// Otherwise a few namespaces of at most that many lines go first, as pilots: their keys
+// per line of q size the shards of the others (with a margin; a pilot whose lines are
+// mostly other queries' tells nothing and is passed over). The pilots' answers are kept.
+func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, q int, lines map[string]int64) ([]shard, error) {
 	// Lines without a namespace are qNodes's.
 	var total int64
 	var values []string
@@ -392,7 +398,7 @@ func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, lines map[st
 			break
 		}
 		pilots[ns] = true
-		p := piece{fam: allStreams, q: qPlain, shard: shard{dim: 0, values: []string{ns}}, from: r.o.From, to: r.o.To}
+		p := piece{fam: allStreams, q: q, shard: shard{dim: 0, values: []string{ns}}, from: r.o.From, to: r.o.To}
 		keys, plainLines, err := r.queryPiece(ctx, p)
 		if kind, _ := classify(err); kind != noLimit {
 			// Too long or too slow for this Loki: split like any piece, learn nothing.
@@ -647,18 +653,6 @@ func mapKey(l map[string]string) string {
 		b.WriteByte(',')
 	}
 	return b.String()
-}
-
-func dedupe(s []string) []string {
-	seen := map[string]bool{}
-	out := s[:0:0]
-	for _, v := range s {
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
 }
 
 // recordFromLabels turns an aggregate's labels into the flow.Record it stands for (without

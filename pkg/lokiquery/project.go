@@ -240,11 +240,20 @@ type aggQuery struct {
 	by       []string
 	// determined: dynamic ports were dropped, and keyRecord reads their absence.
 	determined bool
-	// shard is where its pieces start: the sharded query is planned (planAggregate), the
-	// others run once over the window and are split only when Loki refuses them.
-	shard   shard
-	sharded bool
+	// shard is where its pieces start; plan says how the window is cut before the first
+	// query (any piece is cut further when Loki refuses it).
+	shard shard
+	plan  planKind
 }
+
+// planKind is how an aggregate query is cut before it runs.
+type planKind int
+
+const (
+	planNone   planKind = iota // one piece: the query selects few keys
+	planPilots                 // namespace shards sized by pilots (planAggregate)
+	planLines                  // namespace shards of equal lines (lineShards)
+)
 
 // The aggregate queries, indexes in the slice aggregateQueries returns.
 const (
@@ -301,8 +310,8 @@ func aggregateQueries(base Pipeline, p flow.PortPolicy) ([]aggQuery, error) {
 	namedLines.LineFilters = append(namedLines.LineFilters, LineFilter{Op: LineMatches, Text: `"SrcK8S_OwnerType"\s*:\s*"(?:Node|Pod)"`})
 	return []aggQuery{
 		qPlain: {pipeline: withStages(namespaced, allOf(h.not(), named.not()).String(), drops), by: plainBy,
-			determined: true, shard: shard{dim: -1}, sharded: true},
-		qHard: {pipeline: withStages(parsed, h.String()), by: groupLabels, shard: shard{dim: -1}},
+			determined: true, shard: shard{dim: -1}, plan: planPilots},
+		qHard: {pipeline: withStages(parsed, h.String()), by: groupLabels, shard: shard{dim: -1}, plan: planLines},
 		qNodes: {pipeline: withStages(parsed, h.not().String(), drops), by: groupLabels, determined: true,
 			shard: shard{dim: -1, fixed: []Matcher{{Name: ns, Op: OpEq, Value: ""}}}},
 		qNamed: {pipeline: withStages(namedLines, allOf(h.not(), named).String(), drops), by: groupLabels,
