@@ -1,0 +1,77 @@
+package lokiquery
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openshift/egress-tests-ext/internal/lokitest"
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+)
+
+// TestRealSamplesAggregateLikeRaw pushes the recorded NetObserv answers of
+// ../shared/netobserv-samples (integer Flags, both interface formats, records without
+// ports, a dynamic destination port from a non-server source port) into a real Loki and
+// checks that the aggregate path gives exactly the projection of the raw lines.
+func TestRealSamplesAggregateLikeRaw(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "shared", "netobserv-samples")
+	files, err := filepath.Glob(filepath.Join(dir, "console-plugin-flow*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded answers in %s (%v): the samples sit beside the repository", dir, err)
+	}
+	from, to := window()
+	at := from.Add(time.Second)
+	var entries []lokitest.Entry
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer struct {
+			Data struct {
+				Result []struct {
+					Stream map[string]string `json:"stream"`
+					Values [][2]string       `json:"values"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(b, &answer); err != nil {
+			continue // not a streams answer
+		}
+		for _, s := range answer.Data.Result {
+			for _, v := range s.Values {
+				// The recorded times are years old: Loki keeps lines in their order, at
+				// times of this window.
+				entries = append(entries, lokitest.Entry{Labels: s.Stream, Time: at, Line: []byte(v[1])})
+				at = at.Add(time.Millisecond)
+			}
+		}
+	}
+	s := lokitest.Start(t, lokitest.LokiStackLimits)
+	if err := s.Push(context.Background(), entries); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, s)
+	agg, err := c.Egress(context.Background(), Options{From: from, To: to})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := c.Egress(context.Background(), Options{From: from, To: to, Mode: Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Decode.Undecodable > 0 {
+		t.Fatalf("%d recorded lines did not decode: %+v", raw.Decode.Undecodable, raw.Decode)
+	}
+	if agg.Retrieved < 30 || agg.Retrieved != raw.Retrieved {
+		t.Fatalf("%d egress lines aggregated, %d pulled raw, out of %d recorded: want the same, and the samples' 41", agg.Retrieved, raw.Retrieved, len(entries))
+	}
+	var proj []flow.Record
+	for _, r := range raw.Records {
+		proj = append(proj, Project(r, flow.PortPolicy{}))
+	}
+	diffRecords(t, agg.Records, Fold(proj))
+}
