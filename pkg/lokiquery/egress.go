@@ -467,22 +467,44 @@ func (r *run) metric(p piece, k metricKind) Metric {
 // them succeed, so a piece that is split afterwards is never counted twice.
 func (r *run) queryPiece(ctx context.Context, p piece) (keys int, lines int64, err error) {
 	at := p.to.Add(-time.Nanosecond)
-	var vecs [nMetrics]loghttp.Vector
+	// Each answer is reduced to its values by key as it arrives (the labels of the count's
+	// only), so that Loki's answers are garbage before the piece is merged.
+	var vals [nMetrics]map[string]float64
+	var labels map[string]map[string]string
 	query := func(ctx context.Context, k metricKind) error {
 		m := r.metric(p, k)
 		if err := m.Validate(); err != nil {
 			return err
 		}
 		v, err := r.c.instant(ctx, m.String(), at)
-		vecs[k] = v
-		return err
+		if err != nil {
+			return err
+		}
+		out := make(map[string]float64, len(v))
+		for _, smp := range v {
+			lbs := make(map[string]string, len(smp.Metric))
+			for name, value := range smp.Metric {
+				lbs[string(name)] = string(value)
+			}
+			key := mapKey(lbs)
+			out[key] = float64(smp.Value)
+			if k == mCount {
+				if labels == nil {
+					labels = make(map[string]map[string]string, len(v))
+				}
+				labels[key] = lbs
+			}
+		}
+		vals[k] = out
+		return nil
 	}
 	// The count goes first, alone: when the piece has too many keys it is the query that
 	// fails (each failure costs Loki a scan); the sums have the same keys.
 	if err := query(ctx, mCount); err != nil {
 		return 0, 0, err
 	}
-	if !r.o.CountsOnly && len(vecs[mCount]) > 0 {
+	if !r.o.CountsOnly && len(vals[mCount]) > 0 {
+		// Each sum writes its own vals[k]; labels were set by the count.
 		dg, dctx := errgroup.WithContext(ctx)
 		for k := mCount + 1; k < nMetrics; k++ {
 			dg.Go(func() error { return query(dctx, k) })
@@ -491,16 +513,16 @@ func (r *run) queryPiece(ctx context.Context, p piece) (keys int, lines int64, e
 			return 0, 0, err
 		}
 	}
-	if err := r.merge(p, vecs); err != nil {
+	if err := r.merge(p, labels, vals); err != nil {
 		return 0, 0, err
 	}
 	r.mu.Lock()
 	r.pieces++
 	r.mu.Unlock()
-	for _, smp := range vecs[mCount] {
-		lines += int64(smp.Value)
+	for _, n := range vals[mCount] {
+		lines += int64(n)
 	}
-	return len(vecs[mCount]), lines, nil
+	return len(vals[mCount]), lines, nil
 }
 
 // runPiece queries a piece; when Loki answers with a limit it splits the piece (by stream
@@ -550,52 +572,39 @@ func (r *run) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
 	return nil
 }
 
-// merge folds the answers of one query of a piece into the running aggregates.
-func (r *run) merge(p piece, vecs [nMetrics]loghttp.Vector) error {
-	type entry struct {
-		labels map[string]string
-		vals   [nMetrics]float64
-		seen   [nMetrics]bool
-	}
-	local := map[string]*entry{}
-	for k := range nMetrics {
-		for _, s := range vecs[k] {
-			lbs := make(map[string]string, len(s.Metric))
-			for name, v := range s.Metric {
-				lbs[string(name)] = string(v)
+// merge folds the answers of a piece into the running aggregates: labels are the
+// count's keys, vals the sums by key.
+func (r *run) merge(p piece, labels map[string]map[string]string, vals [nMetrics]map[string]float64) error {
+	for k := mCount + 1; k < nMetrics; k++ {
+		for key := range vals[k] {
+			if _, ok := vals[mCount][key]; !ok {
+				return fmt.Errorf("piece %s: key %s is in an answer but not in the count (Loki answered inconsistently; did data change during the query?)", p, key)
 			}
-			key := mapKey(lbs)
-			e := local[key]
-			if e == nil {
-				e = &entry{labels: lbs}
-				local[key] = e
-			}
-			e.vals[k], e.seen[k] = float64(s.Value), true
 		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for key, e := range local {
-		if !e.seen[mCount] {
-			return fmt.Errorf("piece %s: key %s is in an answer but not in the count (Loki answered inconsistently; did data change during the query?)", p, key)
-		}
+	for key, lbs := range labels {
+		var v [nMetrics]float64
+		var seen [nMetrics]bool
 		for k := range nMetrics {
-			if v := e.vals[k]; e.seen[k] && (v != math.Trunc(v) || v < 0 || v > 1<<53) {
-				return fmt.Errorf("piece %s: %s of key %s is %v, not an exact integer", p, metricAgg[k].agg, key, v)
+			v[k], seen[k] = vals[k][key]
+			if seen[k] && (v[k] != math.Trunc(v[k]) || v[k] < 0 || v[k] > 1<<53) {
+				return fmt.Errorf("piece %s: %s of key %s is %v, not an exact integer", p, metricAgg[k].agg, key, v[k])
 			}
 		}
 		if r.o.CountsOnly {
-			e.seen[mStart], e.seen[mEnd] = false, false
+			seen[mStart], seen[mEnd] = false, false
 		}
 		// A line without a numeric Bytes or time field contributes nothing to that sum,
 		// as a decoded record with the field absent (0, zero time) would.
-		if !e.seen[mStart] {
-			e.vals[mStart] = math.MaxInt64
+		if !seen[mStart] {
+			v[mStart] = math.MaxInt64
 		}
-		if !e.seen[mEnd] {
-			e.vals[mEnd] = math.MinInt64
+		if !seen[mEnd] {
+			v[mEnd] = math.MinInt64
 		}
-		rec, err := keyRecord(e.labels, r.queries[p.q].determined, r.o.Ports)
+		rec, err := keyRecord(lbs, r.queries[p.q].determined, r.o.Ports)
 		if err != nil {
 			return err
 		}
@@ -604,10 +613,10 @@ func (r *run) merge(p piece, vecs [nMetrics]loghttp.Vector) error {
 			a = &aggregate{start: math.MaxInt64, end: math.MinInt64}
 			r.keys[rec] = a
 		}
-		a.count += int64(e.vals[mCount])
-		a.bytes += int64(e.vals[mBytes])
-		a.start = min(a.start, int64(e.vals[mStart]))
-		a.end = max(a.end, int64(e.vals[mEnd]))
+		a.count += int64(v[mCount])
+		a.bytes += int64(v[mBytes])
+		a.start = min(a.start, int64(v[mStart]))
+		a.end = max(a.end, int64(v[mEnd]))
 	}
 	return nil
 }
