@@ -3,6 +3,7 @@ package lokiquery
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -227,7 +228,8 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		r := &run{c: c, o: o, base: aggBase, queries: queries, keys: map[flow.Record]*aggregate{}}
+		r := &run{c: c, o: o, base: aggBase, queries: queries, keys: map[flow.Record]*aggregate{},
+			inFlight: make(chan struct{}, c.cfg.Concurrency)}
 		perNS, err := r.aggregate(ctx, res, base)
 		if err != nil {
 			if strings.Contains(err.Error(), "JSONParserErr") {
@@ -273,6 +275,8 @@ type run struct {
 	mu     sync.Mutex
 	keys   map[flow.Record]*aggregate
 	pieces int
+	// inFlight bounds the pieces being queried (queryPiece).
+	inFlight chan struct{}
 
 	listMu sync.Mutex
 	all    []loghttp.LabelSet // the egress streams of the window, listed when sharding needs them
@@ -296,7 +300,17 @@ func (p piece) String() string {
 // add up to, and what the shards are planned on. A record ingested meanwhile makes the
 // sums disagree and Egress fail, never pass short.
 func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (map[string]int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
+	// stop ends the queries beside a failed step, and reports the first real cause.
+	stop := func(err error) error {
+		cancel()
+		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
+			return werr
+		}
+		return err
+	}
 	// The queries that select few keys run beside the count, once over the window, split
 	// only if Loki says they must be.
 	for q, aq := range r.queries {
@@ -311,18 +325,12 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 		perNS, err = r.c.countBy(gctx, countBase, r.o.From, r.o.To, r.o.MinPiece, "")
 	}
 	if err != nil {
-		// A query that failed beside it cancels the count: its error is the cause to report.
-		if werr := g.Wait(); werr != nil {
-			return nil, werr
-		}
-		return nil, fmt.Errorf("completeness check: %w", err)
+		// A query that failed beside it cancels the count: its error is the cause then.
+		return nil, stop(fmt.Errorf("completeness check: %w", err))
 	}
 	shards, err := r.planAggregate(gctx, g, qPlain, perNS)
 	if err != nil {
-		if werr := g.Wait(); werr != nil {
-			return nil, werr
-		}
-		return nil, err
+		return nil, stop(err)
 	}
 	for q, aq := range r.queries {
 		var cut []shard
@@ -466,6 +474,14 @@ func (r *run) metric(p piece, k metricKind) Metric {
 // queryPiece runs the sums of a piece and merges them; nothing is merged unless all of
 // them succeed, so a piece that is split afterwards is never counted twice.
 func (r *run) queryPiece(ctx context.Context, p piece) (keys int, lines int64, err error) {
+	// At most Concurrency pieces hold answers at a time: a piece whose count came back
+	// waits for its sums, and many such pieces would hold many answers.
+	select {
+	case r.inFlight <- struct{}{}:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	defer func() { <-r.inFlight }()
 	at := p.to.Add(-time.Nanosecond)
 	// Each answer is reduced to its values by key as it arrives (the labels of the count's
 	// only), so that Loki's answers are garbage before the piece is merged.
