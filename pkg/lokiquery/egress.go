@@ -58,9 +58,10 @@ type Options struct {
 	BatchSize int
 	// MinPiece is the shortest time piece a query is split into before giving up (default 1m).
 	MinPiece time.Duration
-	// CountsOnly skips the Bytes, Start and End sums on the aggregate path (three of its
-	// four queries): matrix entries, ports, evidence and flow counts stay exact, but the
-	// aggregates carry no bytes and no times (entries get zero Bytes, FirstSeen, LastSeen).
+	// CountsOnly skips the Bytes, Start and End sums on the aggregate path (three of the
+	// four scans of each piece): matrix entries, ports, evidence and flow counts stay
+	// exact, but the aggregates carry no bytes and no times (entries get zero Bytes,
+	// FirstSeen, LastSeen).
 	CountsOnly bool
 	// MaxSeries is the max_query_series the shards are planned for (default 500, Loki's
 	// and LokiStack's default); a smaller real limit is met by splitting further.
