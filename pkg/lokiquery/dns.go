@@ -186,10 +186,7 @@ func (d *dnsRun) merge(p piece, v loghttp.Vector) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, s := range v {
-		l := make(map[string]string, len(s.Metric))
-		for name, val := range s.Metric {
-			l[string(name)] = string(val)
-		}
+		l := labelsOf(s.Metric)
 		f := float64(s.Value)
 		if f != math.Trunc(f) || f < 1 || f > 1<<53 {
 			return fmt.Errorf("piece %s: count of DNS key %s is %v, not a positive whole number", p, mapKey(l), f)

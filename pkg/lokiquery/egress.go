@@ -499,10 +499,7 @@ func (r *run) queryPiece(ctx context.Context, p piece) (keys int, lines int64, e
 		}
 		out := make(map[string]float64, len(v))
 		for _, smp := range v {
-			lbs := make(map[string]string, len(smp.Metric))
-			for name, value := range smp.Metric {
-				lbs[string(name)] = string(value)
-			}
+			lbs := labelsOf(smp.Metric)
 			key := mapKey(lbs)
 			out[key] = float64(smp.Value)
 			if k == mCount {
@@ -679,6 +676,15 @@ func mapKey(l map[string]string) string {
 		b.WriteByte(',')
 	}
 	return b.String()
+}
+
+// labelsOf is a series' labels as a plain map.
+func labelsOf(m model.Metric) map[string]string {
+	l := make(map[string]string, len(m))
+	for name, v := range m {
+		l[string(name)] = string(v)
+	}
+	return l
 }
 
 // recordFromLabels turns an aggregate's labels into the flow.Record it stands for (without

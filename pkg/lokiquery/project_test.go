@@ -100,17 +100,30 @@ func (c cond) eval(l map[string]string) bool {
 		}
 		return false
 	}
-	v := l[c.m.Name]
-	switch c.m.Op {
-	case OpEq:
-		return v == c.m.Value
-	case OpNeq:
-		return v != c.m.Value
-	case OpRe:
-		return anchored(c.m.Value).MatchString(v)
-	default:
-		return !anchored(c.m.Value).MatchString(v)
+	return matchAll(l, []Matcher{c.m})
+}
+
+// matchAll evaluates matchers on a label set the way Loki does (absent is "", regular
+// expressions are anchored).
+func matchAll(l map[string]string, ms []Matcher) bool {
+	for _, m := range ms {
+		v := l[m.Name]
+		var ok bool
+		switch m.Op {
+		case OpEq:
+			ok = v == m.Value
+		case OpNeq:
+			ok = v != m.Value
+		case OpRe:
+			ok = anchored(m.Value).MatchString(v)
+		case OpNotRe:
+			ok = !anchored(m.Value).MatchString(v)
+		}
+		if !ok {
+			return false
+		}
 	}
+	return true
 }
 
 // lokiLabels are the labels a record has in Loki after `| json` and the flag stages.

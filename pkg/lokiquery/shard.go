@@ -2,7 +2,6 @@ package lokiquery
 
 import (
 	"context"
-	"regexp"
 	"sort"
 )
 
@@ -182,30 +181,6 @@ func (r *run) familyStreams(ctx context.Context, _ *family) ([]map[string]string
 		out = append(out, l)
 	}
 	return out, nil
-}
-
-// matchAll evaluates stream matchers on a label set the way Loki does (absent is "",
-// regular expressions are anchored).
-func matchAll(l map[string]string, ms []Matcher) bool {
-	for _, m := range ms {
-		v := l[m.Name]
-		switch m.Op {
-		case OpEq:
-			if v != m.Value {
-				return false
-			}
-		case OpNeq:
-			if v == m.Value {
-				return false
-			}
-		case OpRe, OpNotRe:
-			ok := regexp.MustCompile("^(?:" + m.Value + ")$").MatchString(v)
-			if ok != (m.Op == OpRe) {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // splitShard cuts a piece's shard in parts that cover it; nil when it cannot be cut further
