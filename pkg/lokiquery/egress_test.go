@@ -323,3 +323,37 @@ func TestEgressSNATFolds(t *testing.T) {
 		diffRecords(t, res.Records, expected(gs, o.Ports, from, to))
 	}
 }
+
+// TestEgressHardLinesRawInBatches: the lines whose exact ports the matrix needs are read
+// as raw lines, and in batches when there are more than a batch holds; the aggregates stay
+// exact, bytes and times included.
+func TestEgressHardLinesRawInBatches(t *testing.T) {
+	s, gs, from, to := sharedLoki(t)
+	var batches atomic.Int32
+	hardQuery := mustQueries(t)[qHard].pipeline.String()
+	c, err := New(Config{URL: s.URL, Tenant: s.Tenant, Trace: func(path, q string, _ time.Duration, err error) {
+		if strings.HasSuffix(path, "/query_range") && q == hardQuery && err == nil {
+			batches.Add(1)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Egress(context.Background(), Options{From: from, To: to, BatchSize: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := batches.Load(); n < 3 {
+		t.Fatalf("the hard lines were read in %d batches of 5; the capture should need 3 or more", n)
+	}
+	diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+}
+
+func mustQueries(t *testing.T) []aggQuery {
+	t.Helper()
+	qs, err := aggregateQueries(EgressPipeline(nil), flow.PortPolicy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qs
+}

@@ -185,7 +185,7 @@ func noEvidenceBitfields() string {
 }
 
 // hardLines is the condition on a line (after `| json` and flagsStage) under which Project
-// needs a port the determined query drops.
+// needs a port the aggregate queries drop.
 func hardLines(p flow.PortPolicy) cond {
 	dyn, srv := portRegexes(p)
 	isDyn := func(l string) cond { return atom(l, OpRe, dyn) }
@@ -238,8 +238,6 @@ func aggregateFilters(p flow.PortPolicy) (hard, named cond) {
 type aggQuery struct {
 	pipeline Pipeline
 	by       []string
-	// determined: dynamic ports were dropped, and keyRecord reads their absence.
-	determined bool
 	// shard is where its pieces start; plan says how the window is cut before the first
 	// query (any piece is cut further when Loki refuses it).
 	shard shard
@@ -252,7 +250,7 @@ type planKind int
 const (
 	planNone   planKind = iota // one piece: the query selects few keys
 	planPilots                 // namespace shards sized by pilots (planAggregate)
-	planLines                  // namespace shards of equal lines (lineShards)
+	planRaw                    // not aggregated: its lines are read whole (run.rawLines)
 )
 
 // The aggregate queries, indexes in the slice aggregateQueries returns.
@@ -269,7 +267,9 @@ const (
 //
 //   - qHard: the lines whose Project needs a port the others drop (hardLines), and
 //     namespaced lines of a kind no line filter can pick (no owner type, no source type
-//     or a node type): kept whole, a key per distinct set of values.
+//     or a node type): read as raw lines, since their exact ports make about a key per
+//     line, and a read of lines costs Loki one scan where each sum of an aggregate costs
+//     one.
 //   - qNodes: lines without a source namespace, names and addresses kept.
 //   - qNamed: namespaced lines owned by a Node (mirror pods) or a Pod (bare pods), picked
 //     by a line filter first, names kept.
@@ -310,20 +310,21 @@ func aggregateQueries(base Pipeline, p flow.PortPolicy) ([]aggQuery, error) {
 	namedLines.LineFilters = append(namedLines.LineFilters, LineFilter{Op: LineMatches, Text: `"SrcK8S_OwnerType"\s*:\s*"(?:Node|Pod)"`})
 	return []aggQuery{
 		qPlain: {pipeline: withStages(namespaced, allOf(h.not(), named.not()).String(), drops), by: plainBy,
-			determined: true, shard: shard{dim: -1}, plan: planPilots},
-		qHard: {pipeline: withStages(parsed, h.String()), by: groupLabels, shard: shard{dim: -1}, plan: planLines},
-		qNodes: {pipeline: withStages(parsed, h.not().String(), drops), by: groupLabels, determined: true,
+			shard: shard{dim: -1}, plan: planPilots},
+		// The parsed labels are dropped again: each distinct set would be a stream of its own
+		// in the answer, and the line holds them all.
+		qHard: {pipeline: withStages(parsed, h.String(), "keep "+strings.Join(streamLabels, ", ")), shard: shard{dim: -1}, plan: planRaw},
+		qNodes: {pipeline: withStages(parsed, h.not().String(), drops), by: groupLabels,
 			shard: shard{dim: -1, fixed: []Matcher{{Name: ns, Op: OpEq, Value: ""}}}},
 		qNamed: {pipeline: withStages(namedLines, allOf(h.not(), named).String(), drops), by: groupLabels,
-			determined: true, shard: shard{dim: -1}},
+			shard: shard{dim: -1}},
 	}, nil
 }
 
-// keyRecord is the projected record of an aggregate's labels. For the determined query a
-// port missing on TCP, UDP or SCTP was dropped as dynamic: the filter admits such a
-// destination port only on a response leg, and such a source port only where Project
-// makes it flow.EphemeralPort.
-func keyRecord(l map[string]string, determined bool, p flow.PortPolicy) (flow.Record, error) {
+// keyRecord is the projected record of an aggregate's labels. A port missing on TCP, UDP
+// or SCTP was dropped as dynamic: the filters admit such a destination port only on a
+// response leg, and such a source port only where Project makes it flow.EphemeralPort.
+func keyRecord(l map[string]string, p flow.PortPolicy) (flow.Record, error) {
 	r, err := recordFromLabels(l)
 	if err != nil {
 		return r, err
@@ -334,15 +335,13 @@ func keyRecord(l map[string]string, determined bool, p flow.PortPolicy) (flow.Re
 	if l["FlagSYNACK"] != "" {
 		r.Flags |= flow.FlagSYNACK
 	}
-	if determined {
-		switch r.Proto {
-		case flow.ProtoTCP, flow.ProtoUDP, flow.ProtoSCTP:
-			if l["SrcPort"] == "" {
-				r.SrcPort = flow.EphemeralPort
-			}
-			if l["DstPort"] == "" {
-				r.DstPort, r.XlatDstPort = flow.EphemeralPort, 0
-			}
+	switch r.Proto {
+	case flow.ProtoTCP, flow.ProtoUDP, flow.ProtoSCTP:
+		if l["SrcPort"] == "" {
+			r.SrcPort = flow.EphemeralPort
+		}
+		if l["DstPort"] == "" {
+			r.DstPort, r.XlatDstPort = flow.EphemeralPort, 0
 		}
 	}
 	out := Project(r, p)

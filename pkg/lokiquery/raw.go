@@ -3,6 +3,7 @@ package lokiquery
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"sync"
@@ -17,11 +18,12 @@ import (
 // maxKeptDecodeErrors bounds the decode errors a Result keeps (all are counted).
 const maxKeptDecodeErrors = 20
 
-// raw pulls every egress line of the window: the window is cut in as many time pieces as
-// requests may run at once, and each piece is read oldest first in batches the way logcli
-// --batch does (the next batch starts at the last timestamp seen; entries of that instant
-// already read are skipped).
-func (r *run) raw(ctx context.Context, res *Result) error {
+// raw pulls every line of r.base in the window: the window is cut in `parts` time pieces,
+// and each piece is read oldest first in batches the way logcli --batch does (the next
+// batch starts at the last timestamp seen; entries of that instant already read are
+// skipped). Each piece reads the chunk blocks it overlaps whole, so a query that keeps few
+// of the lines it reads is better left in one piece.
+func (r *run) raw(ctx context.Context, res *Result, parts int) error {
 	var (
 		mu      sync.Mutex
 		records []flow.Record
@@ -32,7 +34,11 @@ func (r *run) raw(ctx context.Context, res *Result) error {
 	emit := func(rs []flow.Record, errs []flow.DecodeError, n int64) {
 		mu.Lock()
 		defer mu.Unlock()
-		records = append(records, rs...)
+		if r.sink != nil {
+			r.sink(rs)
+		} else {
+			records = append(records, rs...)
+		}
 		lines += n
 		stats.Records += int64(len(rs))
 		stats.Undecodable += int64(len(errs))
@@ -44,11 +50,13 @@ func (r *run) raw(ctx context.Context, res *Result) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	p := piece{from: r.o.From, to: r.o.To}
-	parts := r.splitTime(p, r.c.cfg.Concurrency)
-	if parts == nil {
-		parts = []piece{p}
+	pieces := []piece{p}
+	if parts > 1 {
+		if cut := r.splitTime(p, parts); cut != nil {
+			pieces = cut
+		}
 	}
-	for _, q := range parts {
+	for _, q := range pieces {
 		g.Go(func() error { return r.rawPiece(gctx, g, q.from, q.to, batch, emit) })
 	}
 	if err := g.Wait(); err != nil {
@@ -56,8 +64,58 @@ func (r *run) raw(ctx context.Context, res *Result) error {
 	}
 	sortRecords(records)
 	res.Records = append(res.Records, records...)
-	res.Decode, res.Retrieved = stats, res.Retrieved+lines
+	res.Decode.Add(stats)
+	res.Retrieved += lines
 	return nil
+}
+
+// rawLines reads the lines of the aggregate query pl whole, and folds each projected
+// record into the aggregates (bytes and times too, unless CountsOnly). Lines pkg/flow
+// cannot decode are counted as retrieved and reported in res.Decode.
+func (r *run) rawLines(ctx context.Context, res *Result, pl Pipeline) error {
+	rr := &run{c: r.c, o: r.o, base: pl, sink: r.fold}
+	var got Result
+	// One piece: the query reads every egress line to keep a few, and time pieces would
+	// each decompress the blocks they share.
+	if err := rr.raw(ctx, &got, 1); err != nil {
+		return fmt.Errorf("raw lines of %s: %w", shorten(pl.String()), err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pieces += rr.pieces
+	res.Decode.Add(got.Decode)
+	// The decoded ones are counted with the aggregates they fold into.
+	res.Retrieved += got.Retrieved - got.Decode.Records
+	return nil
+}
+
+// fold adds decoded records to the aggregates, as Loki's sums would have.
+func (r *run) fold(rs []flow.Record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range rs {
+		pr := Project(rec, r.o.Ports)
+		bytes, start, end := pr.Bytes, pr.Start, pr.End
+		pr.Count, pr.Bytes, pr.Start, pr.End = 0, 0, time.Time{}, time.Time{}
+		a := r.keys[pr]
+		if a == nil {
+			a = &aggregate{start: math.MaxInt64, end: math.MinInt64}
+			r.keys[pr] = a
+		}
+		a.count++
+		if r.o.CountsOnly {
+			continue
+		}
+		a.bytes += bytes
+		// A record without the field is left out, as Loki's min and max leave out a line
+		// without it.
+		if !start.IsZero() {
+			a.start = min(a.start, start.UnixMilli())
+		}
+		if !end.IsZero() {
+			a.end = max(a.end, end.UnixMilli())
+		}
+	}
 }
 
 // batchSize is shared by the pieces: once Loki names its max_entries_limit_per_query,
