@@ -277,7 +277,8 @@ func (c *Client) once(ctx context.Context, fn func(lc *logcli.DefaultClient) err
 }
 
 // Transient reports whether err is worth retrying: 5xx except a query timeout, 429,
-// connection refused or reset, a request timeout of ours.
+// connection refused, reset or broken (a request written to a kept-alive connection of a
+// Loki that went away).
 func Transient(err error) bool {
 	var pe permanentError
 	if errors.As(err, &pe) {
@@ -303,7 +304,7 @@ func Transient(err error) bool {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
 			errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || ue.Timeout()
 	}
 	return false

@@ -148,6 +148,7 @@ func TestTransient(t *testing.T) {
 		{&LokiError{Status: 401}, false},
 		{&url.Error{Op: "GET", URL: "http://x", Err: syscall.ECONNREFUSED}, true},
 		{&url.Error{Op: "GET", URL: "http://x", Err: syscall.ECONNRESET}, true},
+		{&url.Error{Op: "GET", URL: "http://x", Err: syscall.EPIPE}, true}, // a kept-alive connection to a Loki that went away
 		{context.Canceled, false},
 		{fmt.Errorf("wrapped: %w", &LokiError{Status: 500}), true},
 		{permanent(errors.New("token file missing")), false},
