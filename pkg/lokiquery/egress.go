@@ -605,17 +605,23 @@ func (r *run) merge(p piece, labels map[string]map[string]string, vals [nMetrics
 		if err != nil {
 			return err
 		}
-		a := r.keys[rec]
-		if a == nil {
-			a = &aggregate{start: math.MaxInt64, end: math.MinInt64}
-			r.keys[rec] = a
-		}
-		a.count += int64(v[mCount])
-		a.bytes += int64(v[mBytes])
-		a.start = min(a.start, int64(v[mStart]))
-		a.end = max(a.end, int64(v[mEnd]))
+		r.add(rec, int64(v[mCount]), int64(v[mBytes]), int64(v[mStart]), int64(v[mEnd]))
 	}
 	return nil
+}
+
+// add folds values into the aggregate of key rec; start and end are ms, math.MaxInt64 and
+// math.MinInt64 when unknown. The caller holds r.mu.
+func (r *run) add(rec flow.Record, count, bytes, start, end int64) {
+	a := r.keys[rec]
+	if a == nil {
+		a = &aggregate{start: math.MaxInt64, end: math.MinInt64}
+		r.keys[rec] = a
+	}
+	a.count += count
+	a.bytes += bytes
+	a.start = min(a.start, start)
+	a.end = max(a.end, end)
 }
 
 // splitTime cuts a piece into k time parts on whole milliseconds; nil when the parts would

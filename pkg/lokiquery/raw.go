@@ -95,26 +95,20 @@ func (r *run) fold(rs []flow.Record) {
 	defer r.mu.Unlock()
 	for _, rec := range rs {
 		pr := Project(rec, r.o.Ports)
-		bytes, start, end := pr.Bytes, pr.Start, pr.End
+		var bytes, start, end int64 = 0, math.MaxInt64, math.MinInt64
+		// A record without a time is left out of min and max, as Loki leaves out a line
+		// without the field.
+		if !r.o.CountsOnly {
+			bytes = pr.Bytes
+			if !pr.Start.IsZero() {
+				start = pr.Start.UnixMilli()
+			}
+			if !pr.End.IsZero() {
+				end = pr.End.UnixMilli()
+			}
+		}
 		pr.Count, pr.Bytes, pr.Start, pr.End = 0, 0, time.Time{}, time.Time{}
-		a := r.keys[pr]
-		if a == nil {
-			a = &aggregate{start: math.MaxInt64, end: math.MinInt64}
-			r.keys[pr] = a
-		}
-		a.count++
-		if r.o.CountsOnly {
-			continue
-		}
-		a.bytes += bytes
-		// A record without the field is left out, as Loki's min and max leave out a line
-		// without it.
-		if !start.IsZero() {
-			a.start = min(a.start, start.UnixMilli())
-		}
-		if !end.IsZero() {
-			a.end = max(a.end, end.UnixMilli())
-		}
+		r.add(pr, 1, bytes, start, end)
 	}
 }
 
