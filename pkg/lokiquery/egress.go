@@ -58,10 +58,12 @@ type Options struct {
 	BatchSize int
 	// MinPiece is the shortest time piece a query is split into before giving up (default 1m).
 	MinPiece time.Duration
-	// CountsOnly skips the Bytes, Start and End sums on the aggregate path (three of the
-	// four scans of each piece): matrix entries, ports, evidence and flow counts stay
-	// exact, but the aggregates carry no bytes and no times (entries get zero Bytes,
-	// FirstSeen, LastSeen).
+	// CountsOnly has Loki count the lines per matrix key, and read whole only the few
+	// lines whose exact ports the matrix needs: matrix entries, ports, evidence and flow
+	// counts stay exact, but the aggregates carry no bytes and no times (entries get zero
+	// Bytes, FirstSeen, LastSeen). Without it, the aggregate path reads every egress line,
+	// shard by shard, and folds it here: Loki's sums of bytes and times would cost three
+	// more scans of each aggregate query, more than reading the lines once.
 	CountsOnly bool
 	// MaxSeries is the max_query_series the shards are planned for (default 500, Loki's
 	// and LokiStack's default); a smaller real limit is met by splitting further.
@@ -209,7 +211,7 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 	var expected int64
 	if o.Mode == Raw {
 		r := &run{c: c, o: o, base: base}
-		if err := r.raw(ctx, res, c.cfg.Concurrency); err != nil {
+		if err := r.raw(ctx, res, true); err != nil {
 			return nil, err
 		}
 		res.Pieces = r.pieces
@@ -228,7 +230,8 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 			re := regexAlternatives(o.RawAddrs)
 			aggBase = base.WithFields("DstAddr").With(nil, []Matcher{{Name: "DstAddr", Op: OpNotRe, Value: re}})
 			rr := &run{c: c, o: o, base: base.WithFields("DstAddr").With(nil, []Matcher{{Name: "DstAddr", Op: OpRe, Value: re}})}
-			if err := rr.raw(ctx, res, c.cfg.Concurrency); err != nil {
+			// Few lines of many streams: read whole, not shard by shard.
+			if err := rr.raw(ctx, res, false); err != nil {
 				return nil, err
 			}
 			res.Pieces += rr.pieces
@@ -236,6 +239,12 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 		queries, err := aggregateQueries(aggBase, o.Ports)
 		if err != nil {
 			return nil, err
+		}
+		if !o.CountsOnly {
+			// Bytes and times would take Loki three more scans of each aggregate query; a
+			// read of every egress line, shard by shard, costs Loki less than those, and
+			// the lines fold here into the same aggregates (measured in the README).
+			queries = []aggQuery{{pipeline: aggBase, plan: planRead}}
 		}
 		r := &run{c: c, o: o, base: aggBase, queries: queries, keys: map[flow.Record]*aggregate{},
 			inFlight: make(chan struct{}, c.cfg.Concurrency)}
@@ -330,8 +339,8 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 			g.Go(func() error {
 				return r.runPiece(gctx, g, piece{fam: allStreams, q: q, shard: aq.shard, from: r.o.From, to: r.o.To})
 			})
-		case planRaw:
-			g.Go(func() error { return r.rawLines(gctx, res, aq.pipeline) })
+		case planRaw, planRead:
+			g.Go(func() error { return r.rawLines(gctx, res, aq.pipeline, aq.plan == planRead) })
 		}
 	}
 	perNS, err := r.c.countBy(gctx, countBase, r.o.From, r.o.To, r.o.MinPiece, shardDims[0])
@@ -342,13 +351,13 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 		// A query that failed beside it cancels the count: its error is the cause then.
 		return nil, stop(fmt.Errorf("completeness check: %w", err))
 	}
-	shards, err := r.planAggregate(gctx, g, qPlain, perNS)
-	if err != nil {
-		return nil, stop(err)
-	}
 	for q, aq := range r.queries {
 		if aq.plan != planPilots {
 			continue
+		}
+		shards, err := r.planAggregate(gctx, g, q, perNS)
+		if err != nil {
+			return nil, stop(err)
 		}
 		for _, sh := range shards {
 			p := piece{fam: allStreams, q: q, shard: sh, from: r.o.From, to: r.o.To}
@@ -594,18 +603,20 @@ func (r *run) merge(p piece, labels map[string]map[string]string, vals [nMetrics
 			seen[mStart], seen[mEnd] = false, false
 		}
 		// A line without a numeric Bytes or time field contributes nothing to that sum,
-		// as a decoded record with the field absent (0, zero time) would.
-		if !seen[mStart] {
-			v[mStart] = math.MaxInt64
+		// as a decoded record with the field absent (0, zero time) would. (The bounds are
+		// set as integers: math.MaxInt64 rounds up as a float64 and wraps to MinInt64.)
+		start, end := int64(math.MaxInt64), int64(math.MinInt64)
+		if seen[mStart] {
+			start = int64(v[mStart])
 		}
-		if !seen[mEnd] {
-			v[mEnd] = math.MinInt64
+		if seen[mEnd] {
+			end = int64(v[mEnd])
 		}
 		rec, err := keyRecord(lbs, r.o.Ports)
 		if err != nil {
 			return err
 		}
-		r.add(rec, int64(v[mCount]), int64(v[mBytes]), int64(v[mStart]), int64(v[mEnd]))
+		r.add(rec, int64(v[mCount]), int64(v[mBytes]), start, end)
 	}
 	return nil
 }

@@ -251,6 +251,7 @@ const (
 	planNone   planKind = iota // one piece: the query selects few keys
 	planPilots                 // namespace shards sized by pilots (planAggregate)
 	planRaw                    // not aggregated: its lines are read whole (run.rawLines)
+	planRead                   // not aggregated: its lines are read shard by shard (run.rawLines)
 )
 
 // The aggregate queries, indexes in the slice aggregateQueries returns.

@@ -18,19 +18,21 @@ import (
 // maxKeptDecodeErrors bounds the decode errors a Result keeps (all are counted).
 const maxKeptDecodeErrors = 20
 
-// raw pulls every line of r.base in the window: the window is cut in `parts` time pieces,
-// and each piece is read oldest first in batches the way logcli --batch does (the next
-// batch starts at the last timestamp seen; entries of that instant already read are
-// skipped). Each piece reads the chunk blocks it overlaps whole, so a query that keeps few
-// of the lines it reads is better left in one piece.
-func (r *run) raw(ctx context.Context, res *Result, parts int) error {
+// raw pulls every line of r.base in the window. Sharded, the streams are cut into shards
+// read apart (rawShards), so that each chunk block is decompressed about once: time pieces
+// over all streams would each decompress every block they overlap, and a low-rate stream
+// has one block for the whole window. A query that keeps few of the lines it reads is
+// better left whole (sharded false): each shard costs Loki a query of its own. Each piece
+// is read oldest first in batches the way logcli --batch does (the next batch starts at
+// the last timestamp seen; entries of that instant already read are skipped), and a piece
+// whose first batch shows many more to come is cut in time parts read side by side.
+func (r *run) raw(ctx context.Context, res *Result, sharded bool) error {
 	var (
 		mu      sync.Mutex
 		records []flow.Record
 		stats   flow.Stats
 		lines   int64
 	)
-	batch := &batchSize{n: r.o.BatchSize}
 	emit := func(rs []flow.Record, errs []flow.DecodeError, n int64) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -48,16 +50,26 @@ func (r *run) raw(ctx context.Context, res *Result, parts int) error {
 			}
 		}
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	p := piece{from: r.o.From, to: r.o.To}
-	pieces := []piece{p}
-	if parts > 1 {
-		if cut := r.splitTime(p, parts); cut != nil {
-			pieces = cut
+	rd := &rawRead{batch: &batchSize{n: r.o.BatchSize}, gate: make(chan struct{}, r.c.cfg.Concurrency), emit: emit}
+	shards := []shard{{dim: -1}}
+	if sharded {
+		streams, err := r.c.series(ctx, selector(r.base.Selector), r.o.From, r.o.To)
+		switch kind, _ := classify(err); {
+		case err == nil:
+			ls := make([]map[string]string, len(streams))
+			for i, s := range streams {
+				ls[i] = s
+			}
+			shards = rawShards(ls)
+		case kind == noLimit:
+			return fmt.Errorf("listing the streams to read: %w", err)
 		}
+		// Too many streams to list: one piece, which its time cuts still spread.
 	}
-	for _, q := range pieces {
-		g.Go(func() error { return r.rawPiece(gctx, g, q.from, q.to, batch, emit) })
+	g, gctx := errgroup.WithContext(ctx)
+	for _, sh := range shards {
+		pl := r.base.With(sh.matchers(), nil)
+		g.Go(func() error { return r.rawPiece(gctx, g, rd, pl, r.o.From, r.o.To, true) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -69,15 +81,34 @@ func (r *run) raw(ctx context.Context, res *Result, parts int) error {
 	return nil
 }
 
+// rawShards cuts streams into shards that cover them all: one per source namespace, one
+// per owner of the streams without a namespace (nodes, which often send most), and a rest
+// for each of the two that takes the values the listing did not show (streams that began
+// after it).
+func rawShards(streams []map[string]string) []shard {
+	const ns = "SrcK8S_Namespace"
+	namespaced := []Matcher{{Name: ns, Op: OpNeq, Value: ""}}
+	bare := []Matcher{{Name: ns, Op: OpEq, Value: ""}}
+	nsValues := valuesOf(streams, nil, ns)
+	owners := valuesOf(streams, bare, shardDims[1])
+	out := make([]shard, 0, len(nsValues)+len(owners)+2)
+	for _, v := range nsValues {
+		out = append(out, shard{dim: 0, values: []string{v}})
+	}
+	out = append(out, shard{fixed: namespaced, dim: 0, rest: true, all: nsValues})
+	for _, v := range owners {
+		out = append(out, shard{fixed: bare, dim: 1, values: []string{v}})
+	}
+	return append(out, shard{fixed: bare, dim: 1, rest: true, all: owners})
+}
+
 // rawLines reads the lines of the aggregate query pl whole, and folds each projected
 // record into the aggregates (bytes and times too, unless CountsOnly). Lines pkg/flow
-// cannot decode are counted as retrieved and reported in res.Decode.
-func (r *run) rawLines(ctx context.Context, res *Result, pl Pipeline) error {
+// cannot decode are counted as retrieved and reported in res.Decode. sharded is raw's.
+func (r *run) rawLines(ctx context.Context, res *Result, pl Pipeline, sharded bool) error {
 	rr := &run{c: r.c, o: r.o, base: pl, sink: r.fold}
 	var got Result
-	// One piece: the query reads every egress line to keep a few, and time pieces would
-	// each decompress the blocks they share.
-	if err := rr.raw(ctx, &got, 1); err != nil {
+	if err := rr.raw(ctx, &got, sharded); err != nil {
 		return fmt.Errorf("raw lines of %s: %w", shorten(pl.String()), err)
 	}
 	r.mu.Lock()
@@ -140,36 +171,83 @@ type rawEntry struct {
 	line   string
 }
 
-func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, from, to time.Time, batch *batchSize,
-	emit func([]flow.Record, []flow.DecodeError, int64)) error {
-	query := r.base.String()
+// rawRead is what the pieces of one raw read share.
+type rawRead struct {
+	batch *batchSize
+	// gate bounds the pieces holding a batch (being fetched or decoded): a decoded batch
+	// is the largest thing a raw read holds.
+	gate chan struct{}
+	emit func([]flow.Record, []flow.DecodeError, int64)
+}
+
+// maxTimeParts bounds the time parts a piece is cut into once its first batch is in.
+const maxTimeParts = 8
+
+// rawPiece reads the lines of pl in [from, to) in batches. When cut is set and the first
+// batch is full, the time the batch spanned tells how many batches are left; more than two
+// and the rest of the window is cut in time parts read side by side (a piece that fills a
+// batch quickly has small blocks, so the parts share few).
+func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, rd *rawRead, pl Pipeline, from, to time.Time, cut bool) error {
+	query := pl.String()
 	start := from
 	var boundary map[string]bool // keys of entries at `start` already emitted
 	for {
-		limit := batch.get()
-		streams, err := r.c.queryRange(ctx, query, limit, start, to)
+		select {
+		case rd.gate <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		done, last, err := r.rawBatch(ctx, g, rd, pl, query, &start, &to, &boundary)
+		<-rd.gate
+		if err != nil || done {
+			return err
+		}
+		if cut {
+			cut = false
+			spanned, left := last.Sub(from), to.Sub(last)
+			if spanned > 0 && left > 2*spanned {
+				k := min(maxTimeParts, int(math.Ceil(float64(left)/float64(2*spanned))))
+				if parts := r.splitTime(piece{from: last, to: to}, max(k, 2)); parts != nil {
+					for _, q := range parts[1:] {
+						g.Go(func() error { return r.rawPiece(ctx, g, rd, pl, q.from, q.to, false) })
+					}
+					to = parts[0].to
+				}
+			}
+		}
+	}
+}
+
+// rawBatch reads one batch of query from *start, emits its records, and moves *start and
+// *boundary past them; done when the piece is exhausted. A limit Loki names lowers the
+// batch, or cuts *to and queues the rest of the piece in g.
+func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl Pipeline, query string,
+	start, to *time.Time, boundary *map[string]bool) (done bool, last time.Time, err error) {
+	for {
+		limit := rd.batch.get()
+		streams, err := r.c.queryRange(ctx, query, limit, *start, *to)
 		if err != nil {
 			kind, n := classify(err)
 			switch kind {
 			case limitEntries:
 				if n <= 0 || int(n) >= limit {
-					return err
+					return false, last, err
 				}
-				batch.lower(int(n))
+				rd.batch.lower(int(n))
 				continue
 			case limitLength, limitTimeout, limitBytes:
-				parts := r.splitTime(piece{from: start, to: to}, 2)
+				parts := r.splitTime(piece{from: *start, to: *to}, 2)
 				if parts == nil {
-					return fmt.Errorf("raw lines of [%s, %s) cannot be split below %s: %w", start.Format(time.RFC3339), to.Format(time.RFC3339), r.o.MinPiece, err)
+					return false, last, fmt.Errorf("raw lines of [%s, %s) cannot be split below %s: %w", start.Format(time.RFC3339), to.Format(time.RFC3339), r.o.MinPiece, err)
 				}
 				// The first part resumes this batch loop (keeping the boundary); the others start fresh.
 				for _, q := range parts[1:] {
-					g.Go(func() error { return r.rawPiece(ctx, g, q.from, q.to, batch, emit) })
+					g.Go(func() error { return r.rawPiece(ctx, g, rd, pl, q.from, q.to, false) })
 				}
-				to = parts[0].to
+				*to = parts[0].to
 				continue
 			default:
-				return err
+				return false, last, err
 			}
 		}
 		r.mu.Lock()
@@ -186,44 +264,58 @@ func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, from, to time.Tim
 			}
 		}
 		sort.SliceStable(entries, func(i, j int) bool { return entries[i].ts.Before(entries[j].ts) })
+		// An entry's identity across batches; only those at the batch's first and last
+		// instants need one.
+		id := func(e rawEntry) string {
+			return e.key + "\x00" + strconv.FormatInt(e.ts.UnixNano(), 10) + "\x00" + e.line
+		}
 
 		var (
-			recs []flow.Record
-			errs []flow.DecodeError
-			n    int64
+			recs  []flow.Record
+			errs  []flow.DecodeError
+			n     int64 // read and not yet emitted
+			fresh int64 // read by this batch
+			buf   []byte
 		)
-		var last time.Time
-		next := map[string]bool{}
+		// Records go out in small groups, so that a batch's decoded records are never all
+		// held at once.
+		const flushEvery = 256
 		for i, e := range entries {
-			k := e.key + "\x00" + strconv.FormatInt(e.ts.UnixNano(), 10) + "\x00" + e.line
-			if e.ts.Equal(start) && boundary[k] {
+			if e.ts.Equal(*start) && (*boundary)[id(e)] {
 				continue // read by the previous batch
 			}
 			n++
-			rec, err := flow.DecodeLine(e.labels, []byte(e.line))
+			fresh++
+			buf = append(buf[:0], e.line...)
+			rec, err := flow.DecodeLine(e.labels, buf)
 			if err != nil {
 				errs = append(errs, flow.DecodeError{Source: fmt.Sprintf("loki %s", e.ts.Format(time.RFC3339Nano)), Loki: true, Entry: i, Err: err})
 			} else {
 				recs = append(recs, rec)
 			}
-			if !e.ts.Equal(last) {
-				last = e.ts
-				next = map[string]bool{}
-				if last.Equal(start) {
-					for bk := range boundary {
-						next[bk] = true
-					}
-				}
+			if len(recs) == flushEvery {
+				rd.emit(recs, errs, n)
+				recs, errs, n = recs[:0], nil, 0
 			}
-			next[k] = true
 		}
-		emit(recs, errs, n)
+		rd.emit(recs, errs, n)
 		if total < limit {
-			return nil // the piece is exhausted
+			return true, last, nil // the piece is exhausted
 		}
-		if n == 0 {
-			return fmt.Errorf("more than %d egress records share the timestamp %s: batches cannot move past it; raise max_entries_limit_per_query", limit, start.Format(time.RFC3339Nano))
+		// The entries at the last instant, to skip when the next batch starts there (with
+		// those skipped at the first instant, when both are the same).
+		last = entries[len(entries)-1].ts
+		next := map[string]bool{}
+		if last.Equal(*start) {
+			next = *boundary
 		}
-		start, boundary = last, next
+		for i := len(entries) - 1; i >= 0 && entries[i].ts.Equal(last); i-- {
+			next[id(entries[i])] = true
+		}
+		if fresh == 0 {
+			return false, last, fmt.Errorf("more than %d egress records share the timestamp %s: batches cannot move past it; raise max_entries_limit_per_query", limit, start.Format(time.RFC3339Nano))
+		}
+		*start, *boundary = last, next
+		return false, last, nil
 	}
 }
