@@ -53,14 +53,10 @@ func (r *run) raw(ctx context.Context, res *Result, sharded bool) error {
 	rd := &rawRead{batch: &batchSize{n: r.o.BatchSize}, gate: make(chan struct{}, r.c.cfg.Concurrency), emit: emit}
 	shards := []shard{{dim: -1}}
 	if sharded {
-		streams, err := r.c.series(ctx, selector(r.base.Selector), r.o.From, r.o.To)
+		streams, err := r.familyStreams(ctx, allStreams)
 		switch kind, _ := classify(err); {
 		case err == nil:
-			ls := make([]map[string]string, len(streams))
-			for i, s := range streams {
-				ls[i] = s
-			}
-			shards = rawShards(ls)
+			shards = rawShards(streams)
 		case kind == noLimit:
 			return fmt.Errorf("listing the streams to read: %w", err)
 		}
