@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -233,34 +232,9 @@ func indent(b []byte) []byte {
 
 // readCapture turns a Loki query_range answer back into push entries.
 func readCapture(path string) ([]lokitest.Entry, error) {
-	data, err := os.ReadFile(path)
+	entries, err := lokitest.ReadAnswer(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading the recording: %w", err)
-	}
-	var answer struct {
-		Data struct {
-			ResultType string `json:"resultType"`
-			Result     []struct {
-				Stream map[string]string `json:"stream"`
-				Values [][2]string       `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(data, &answer); err != nil {
-		return nil, fmt.Errorf("%s is not a Loki query_range answer: %w", path, err)
-	}
-	if answer.Data.ResultType != "streams" {
-		return nil, fmt.Errorf("%s: resultType %q, want streams", path, answer.Data.ResultType)
-	}
-	var entries []lokitest.Entry
-	for i, s := range answer.Data.Result {
-		for j, v := range s.Values {
-			ns, err := strconv.ParseInt(v[0], 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s: data.result[%d].values[%d]: timestamp %q: %w", path, i, j, v[0], err)
-			}
-			entries = append(entries, lokitest.Entry{Labels: s.Stream, Time: time.Unix(0, ns), Line: []byte(v[1])})
-		}
+		return nil, err
 	}
 	if len(entries) == 0 {
 		return nil, fmt.Errorf("%s holds no flow records", path)
