@@ -181,12 +181,58 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return emptyOK(req), nil
 	}
 	if resp.StatusCode/100 == 2 {
+		if h, ok := t.ctx.Value(answerHoldKey{}).(*answerHold); ok {
+			// Loki has computed the answer; what is left is decoding it, which is what
+			// takes the client's memory.
+			if err := h.acquire(t.ctx); err != nil {
+				resp.Body.Close()
+				t.err = err
+				return emptyOK(req), nil
+			}
+		}
 		return resp, nil
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8192))
 	resp.Body.Close()
 	t.err = &LokiError{Status: resp.StatusCode, Path: req.URL.Path, Body: strings.TrimSpace(string(body))}
 	return emptyOK(req), nil
+}
+
+// answerHold is one caller's slot in a gate that bounds the answers being decoded and
+// used at once. A raw batch spends most of its time waiting for Loki to compute it, and
+// takes its memory only once the answer arrives: gating that part alone keeps Loki busy
+// with Concurrency queries while the client holds few answers. The slot is taken when
+// Loki's answer begins (once, whatever the retries) and given back by the caller.
+type answerHold struct {
+	gate chan struct{}
+	held bool
+}
+
+type answerHoldKey struct{}
+
+// withAnswerHold makes the requests of ctx take h's slot when their answer arrives.
+func withAnswerHold(ctx context.Context, h *answerHold) context.Context {
+	return context.WithValue(ctx, answerHoldKey{}, h)
+}
+
+func (h *answerHold) acquire(ctx context.Context) error {
+	if h.held {
+		return nil
+	}
+	select {
+	case h.gate <- struct{}{}:
+		h.held = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *answerHold) release() {
+	if h.held {
+		<-h.gate
+		h.held = false
+	}
 }
 
 // redactURL keeps the path and drops the query string from error messages (queries are long

@@ -32,6 +32,18 @@ var dnsKeyLabels = []string{
 // NetObserv 1.6 and JSON fields before: `| json` extracts them, and a stream label of the
 // same name wins over the extracted value, so both formats group and filter alike.
 func DNSPipeline(extra []Matcher) Pipeline {
+	p := dnsSelection(extra)
+	// pkg/matrix names a mirror pod or a node by its pod and host names, any other pod by
+	// its owner: keep the names only where they are read (as Project does), so that the
+	// pods of one workload make one aggregate.
+	p.Stages = append(p.Stages, "label_format SrcK8S_Name=`{{if "+dnsKeepNames+"}}{{.SrcK8S_Name}}{{end}}`"+
+		", SrcK8S_HostName=`{{if "+dnsKeepNames+"}}{{.SrcK8S_HostName}}{{end}}`")
+	return p
+}
+
+// dnsSelection is DNSPipeline without its label rewrite: the same lines, for counting
+// them without paying for a template per line.
+func dnsSelection(extra []Matcher) Pipeline {
 	sel := []Matcher{
 		{Name: "app", Op: OpEq, Value: App},
 		{Name: "_RecordType", Op: OpRe, Value: "|flowLog"},
@@ -52,11 +64,6 @@ func DNSPipeline(extra []Matcher) Pipeline {
 		Stages: []string{
 			// The complement of EgressPipeline's destination test, in one `or` filter.
 			anyOf(atom("DstK8S_Type", OpNeq, ""), atom("DstSubnetLabel", OpRe, regexAlternatives(internalSubnets))).String(),
-			// pkg/matrix names a mirror pod or a node by its pod and host names, any other
-			// pod by its owner: keep the names only where they are read (as Project does),
-			// so that the pods of one workload make one aggregate.
-			"label_format SrcK8S_Name=`{{if " + dnsKeepNames + "}}{{.SrcK8S_Name}}{{end}}`" +
-				", SrcK8S_HostName=`{{if " + dnsKeepNames + "}}{{.SrcK8S_HostName}}{{end}}`",
 		},
 	}
 }
@@ -84,27 +91,32 @@ func (c *Client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, erro
 			return nil, fmt.Errorf("DNS queries: %w", err)
 		}
 	}
-	perNS, err := c.countBy(ctx, base, o.From, o.To, o.MinPiece, "SrcK8S_Namespace")
-	if kind, _ := classify(err); kind == limitSeries {
-		perNS, err = c.countBy(ctx, base, o.From, o.To, o.MinPiece, "")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("DNS queries: counting the DNS query records of the window: %w", err)
-	}
-	var expected int64
-	for _, n := range perNS {
-		expected += n
-	}
 	d := &dnsRun{run: run{c: c, o: o, base: base}, keys: map[string]*flow.Record{}}
 	g, gctx := errgroup.WithContext(ctx)
-	streams, err := d.familyStreams(ctx, allStreams)
-	if err != nil {
-		return nil, fmt.Errorf("DNS queries: %w", err)
-	}
-	for _, sh := range planShards(streams, o.MaxSeries, 2*c.cfg.Concurrency) {
-		p := piece{fam: allStreams, shard: sh, from: o.From, to: o.To}
-		g.Go(func() error { return d.runPiece(gctx, g, p) })
-	}
+	// Loki's own count, beside the aggregates: it is one long query on one querier.
+	var expected int64
+	g.Go(func() error {
+		counted := dnsSelection(o.Matchers)
+		total, err := c.count(gctx, counted, o.From, o.To, o.MinPiece)
+		if err != nil {
+			return fmt.Errorf("counting the DNS query records of the window: %w", err)
+		}
+		expected = total
+		return nil
+	})
+	g.Go(func() error {
+		streams, err := d.shardStreams(gctx)
+		if err != nil {
+			return err
+		}
+		// A shard per source namespace and per node, as the raw egress read: the number
+		// of DNS keys a namespace holds is not known before its query.
+		for _, sh := range rawShards(streams) {
+			p := piece{fam: allStreams, shard: sh, from: o.From, to: o.To}
+			g.Go(func() error { return d.runPiece(gctx, g, p) })
+		}
+		return nil
+	})
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("DNS queries: %w", err)
 	}

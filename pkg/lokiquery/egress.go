@@ -299,7 +299,7 @@ type run struct {
 	sink func([]flow.Record)
 
 	listMu sync.Mutex
-	all    []loghttp.LabelSet // the egress streams of the window, listed when sharding needs them
+	all    []loghttp.LabelSet // the query's streams of the window, when listed whole (tests)
 	listed bool
 }
 

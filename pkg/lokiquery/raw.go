@@ -50,10 +50,10 @@ func (r *run) raw(ctx context.Context, res *Result, sharded bool) error {
 			}
 		}
 	}
-	rd := &rawRead{batch: &batchSize{n: r.o.BatchSize}, gate: make(chan struct{}, r.c.cfg.Concurrency), emit: emit}
+	rd := &rawRead{batch: &batchSize{n: r.o.BatchSize}, answers: make(chan struct{}, answersHeld), emit: emit}
 	shards := []shard{{dim: -1}}
 	if sharded {
-		streams, err := r.familyStreams(ctx, allStreams)
+		streams, err := r.shardStreams(ctx)
 		switch kind, _ := classify(err); {
 		case err == nil:
 			shards = rawShards(streams)
@@ -170,11 +170,18 @@ type rawEntry struct {
 // rawRead is what the pieces of one raw read share.
 type rawRead struct {
 	batch *batchSize
-	// gate bounds the pieces holding a batch (being fetched or decoded): a decoded batch
-	// is the largest thing a raw read holds.
-	gate chan struct{}
-	emit func([]flow.Record, []flow.DecodeError, int64)
+	// answers bounds the batches held at once (being decoded or folded): a decoded batch
+	// is the largest thing a raw read holds. Loki's work on the batches is bounded by the
+	// client's Concurrency alone.
+	answers chan struct{}
+	emit    func([]flow.Record, []flow.DecodeError, int64)
 }
+
+// answersHeld is how many raw batches are held at once. Decoding and folding a batch
+// costs the client less than half the CPU Loki spends computing it, so one at a time keeps
+// up with Loki's answers (1M records: same time as four, peak RSS 77-81 MB instead of
+// 111-116 MB).
+const answersHeld = 1
 
 // maxTimeParts bounds the time parts a piece is cut into once its first batch is in.
 const maxTimeParts = 8
@@ -188,13 +195,7 @@ func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 	start := from
 	var boundary map[string]bool // keys of entries at `start` already emitted
 	for {
-		select {
-		case rd.gate <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
 		done, last, err := r.rawBatch(ctx, g, rd, pl, query, &start, &to, &boundary)
-		<-rd.gate
 		if err != nil || done {
 			return err
 		}
@@ -219,10 +220,13 @@ func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 // batch, or cuts *to and queues the rest of the piece in g.
 func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl Pipeline, query string,
 	start, to *time.Time, boundary *map[string]bool) (done bool, last time.Time, err error) {
+	hold := &answerHold{gate: rd.answers}
+	defer hold.release()
 	for {
 		limit := rd.batch.get()
-		streams, err := r.c.queryRange(ctx, query, limit, *start, *to)
+		streams, err := r.c.queryRange(withAnswerHold(ctx, hold), query, limit, *start, *to)
 		if err != nil {
+			hold.release()
 			kind, n := classify(err)
 			switch kind {
 			case limitEntries:

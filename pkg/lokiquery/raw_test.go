@@ -1,8 +1,11 @@
 package lokiquery
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 )
 
 // The raw shards cover every stream exactly once, including streams the listing did not
@@ -48,5 +51,43 @@ func TestRawShardsOfNoListing(t *testing.T) {
 		if n != 1 {
 			t.Errorf("stream %v is in %d shards, want one", s, n)
 		}
+	}
+}
+
+// An answer is decoded only once its request holds a slot: with the one slot taken, a
+// request to a real Loki waits after Loki answered and gives up with its context; once
+// the slot is free, the same request reads its lines.
+func TestAnswerHoldGatesDecoding(t *testing.T) {
+	s, _, from, to := sharedLoki(t)
+	c := newClient(t, s)
+	gate := make(chan struct{}, 1)
+	first := &answerHold{gate: gate}
+	if err := first.acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.acquire(context.Background()); err != nil || len(gate) != 1 {
+		t.Fatalf("a second acquire by the holder must not take another slot: %v, %d taken", err, len(gate))
+	}
+	query := EgressPipeline(nil).String()
+	var requests int
+	c.cfg.Trace = func(string, string, time.Duration, error) { requests++ }
+	second := &answerHold{gate: gate}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := c.queryRange(withAnswerHold(ctx, second), query, 100, from, to); !errors.Is(err, context.DeadlineExceeded) || second.held {
+		t.Fatalf("with the slot taken: err %v, held %v; want a deadline while waiting for the slot", err, second.held)
+	}
+	if requests != 1 {
+		t.Fatalf("%d requests reached Loki, want 1: the slot is taken after Loki answers", requests)
+	}
+	first.release()
+	first.release() // harmless
+	streams, err := c.queryRange(withAnswerHold(context.Background(), second), query, 100, from, to)
+	if err != nil || !second.held || len(streams) == 0 {
+		t.Fatalf("with the slot free: %d streams, held %v, err %v", len(streams), second.held, err)
+	}
+	second.release()
+	if len(gate) != 0 {
+		t.Fatalf("%d slots still taken after release", len(gate))
 	}
 }

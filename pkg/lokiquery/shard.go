@@ -50,66 +50,6 @@ func (s shard) matchers() []Matcher {
 	return append(out, Matcher{Name: name, Op: OpNotRe, Value: regexAlternatives(others)})
 }
 
-// planShards cuts the egress streams by source namespace into shards of about maxSeries
-// streams each (longest first, each to the lightest shard): a stream rarely holds more
-// than one matrix key, so such a shard usually fits, and one that does not is split again.
-// When there is more than one shard there are at least minShards, so that Loki's cores
-// work in parallel. Streams without a namespace (nodes), and namespaces that appear after
-// the listing, go to a shard that takes "the rest".
-func planShards(streams []map[string]string, maxSeries, minShards int) []shard {
-	perNS := map[string]int{}
-	for _, s := range streams {
-		perNS[s[shardDims[0]]]++
-	}
-	var values []string
-	for ns := range perNS {
-		if ns != "" {
-			values = append(values, ns)
-		}
-	}
-	n := (len(streams) + maxSeries - 1) / max(maxSeries, 1)
-	if n > 1 {
-		n = max(n, minShards)
-	}
-	n = min(n, len(values)+1)
-	if n <= 1 {
-		return []shard{{dim: -1}}
-	}
-	sort.Slice(values, func(i, j int) bool {
-		if perNS[values[i]] != perNS[values[j]] {
-			return perNS[values[i]] > perNS[values[j]]
-		}
-		return values[i] < values[j]
-	})
-	type bin struct {
-		values  []string
-		streams int
-	}
-	bins := make([]bin, n)
-	bins[0].streams = perNS[""] // the rest shard starts with the streams without a namespace
-	for _, v := range values {
-		least := 0
-		for i := range bins {
-			if bins[i].streams < bins[least].streams {
-				least = i
-			}
-		}
-		bins[least].values = append(bins[least].values, v)
-		bins[least].streams += perNS[v]
-	}
-	all := append([]string(nil), values...)
-	sort.Strings(all)
-	var out []shard
-	for i, b := range bins {
-		if i > 0 && len(b.values) == 0 {
-			continue
-		}
-		sort.Strings(b.values)
-		out = append(out, shard{dim: 0, values: b.values, rest: i == 0, all: all})
-	}
-	return out
-}
-
 // packShards packs source namespaces into shards of at most capacity keys (first fit,
 // largest first), given the (estimated) keys per namespace; values lists every namespace
 // of the window's streams, and exclude those queried apart. The first shard takes
@@ -164,20 +104,49 @@ func packShards(keys map[string]int, values []string, exclude map[string]bool, c
 	return out
 }
 
-// familyStreams is the label sets of the family's egress streams in the window, the values
-// shards are made of.
-func (r *run) familyStreams(ctx context.Context, _ *family) ([]map[string]string, error) {
+// shardStreams is what rawShards cuts on, without listing every stream of the window
+// (hundreds of thousands of label sets on a busy cluster, all held at once while the
+// answer is decoded): the source namespaces (label values, one short answer) as one label
+// set each, and the streams without a namespace (nodes and host-network pods, a few per
+// node), listed. Namespaces without a stream of the query only cost an empty shard.
+func (r *run) shardStreams(ctx context.Context) ([]map[string]string, error) {
+	const ns = "SrcK8S_Namespace"
+	values, err := r.c.LabelValues(ctx, ns, r.o.From, r.o.To)
+	if err != nil {
+		return nil, err
+	}
+	bare, err := r.streamsOf(ctx, []Matcher{{Name: ns, Op: OpEq, Value: ""}})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]string, 0, len(values)+len(bare))
+	for _, v := range values {
+		out = append(out, map[string]string{ns: v})
+	}
+	return append(out, bare...), nil
+}
+
+// streamsOf is the label sets of the query's streams that match fixed (equality
+// matchers) in the window: from the listing when one was made, else listed for them alone.
+func (r *run) streamsOf(ctx context.Context, fixed []Matcher) ([]map[string]string, error) {
 	r.listMu.Lock()
-	defer r.listMu.Unlock()
-	if !r.listed {
-		all, err := r.c.series(ctx, selector(r.base.Selector), r.o.From, r.o.To)
-		if err != nil {
+	listed, all := r.listed, r.all
+	r.listMu.Unlock()
+	if !listed {
+		var err error
+		sel := append(append([]Matcher(nil), r.base.Selector...), fixed...)
+		if all, err = r.c.series(ctx, selector(sel), r.o.From, r.o.To); err != nil {
 			return nil, err
 		}
-		r.all, r.listed = all, true
 	}
 	var out []map[string]string
-	for _, l := range r.all {
+next:
+	for _, l := range all {
+		for _, m := range fixed {
+			if l[m.Name] != m.Value {
+				continue next
+			}
+		}
 		out = append(out, l)
 	}
 	return out, nil
@@ -193,7 +162,7 @@ func (r *run) splitShard(ctx context.Context, p piece) ([]piece, error) {
 		if s.dim >= 0 {
 			fixed = append(fixed, Matcher{Name: shardDims[s.dim], Op: OpEq, Value: s.values[0]})
 		}
-		streams, err := r.familyStreams(ctx, p.fam)
+		streams, err := r.streamsOf(ctx, fixed)
 		if err != nil {
 			return nil, err
 		}
