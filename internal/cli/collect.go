@@ -38,9 +38,10 @@ func newCollectCmd() *cobra.Command {
 		Use:   "collect --loki-url URL (--since DURATION | --from RFC3339 --to RFC3339) [-o json|yaml|csv|markdown|asciidoc]",
 		Short: "Pull the egress flows of a time window out of Loki and print the observed matrix",
 		Long: `Pull the egress flows of a window out of Loki (monolithic with --tenant, or the LokiStack
-gateway URL .../api/logs/v1/network with --token-file and --ca-file), exactly: Loki
-aggregates per matrix key, limits are worked around by splitting, and the answer is checked
-against Loki's own count of the window. Any failure exits 2.`,
+gateway URL .../api/logs/v1/network with --token-file and --ca-file), exactly: every egress
+line is read once, shard by shard, and folded into one entry per matrix key (--counts-only
+lets Loki count per key instead), limits are worked around by splitting, and the answer is
+checked against Loki's own count of the window. Any failure exits 2.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !contains(report.MatrixFormats, format) {
