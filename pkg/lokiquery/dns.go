@@ -112,7 +112,7 @@ func (c *Client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, erro
 		// A shard per source namespace and per node, as the raw egress read: the number
 		// of DNS keys a namespace holds is not known before its query.
 		for _, sh := range rawShards(streams) {
-			p := piece{fam: allStreams, shard: sh, from: o.From, to: o.To}
+			p := piece{shard: sh, from: o.From, to: o.To}
 			g.Go(func() error { return d.runPiece(gctx, g, p) })
 		}
 		return nil

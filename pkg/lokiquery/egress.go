@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grafana/loki/v3/pkg/loghttp"
 	"github.com/prometheus/common/model"
 	"golang.org/x/sync/errgroup"
 
@@ -136,11 +135,6 @@ var streamLabels = []string{
 	"DstK8S_Type", "K8S_FlowLayer", "FlowDirection", "K8S_ClusterName", "SrcK8S_Zone", "DstK8S_Zone", "UdnId",
 	"_RecordType",
 }
-
-// family is the set of streams a piece shards (all egress streams).
-type family struct{ name string }
-
-var allStreams = &family{name: "egress"}
 
 // metricKind is one of the four sums taken per key.
 type metricKind int
@@ -297,15 +291,10 @@ type run struct {
 	inFlight chan struct{}
 	// sink, when set, takes the records of a raw pull instead of the Result.
 	sink func([]flow.Record)
-
-	listMu sync.Mutex
-	all    []loghttp.LabelSet // the query's streams of the window, when listed whole (tests)
-	listed bool
 }
 
 // piece is one query unit: a shard of the egress streams and a time range.
 type piece struct {
-	fam      *family
 	q        int // index in run.queries (aggregate path)
 	shard    shard
 	from, to time.Time
@@ -337,7 +326,7 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 		switch aq.plan {
 		case planNone:
 			g.Go(func() error {
-				return r.runPiece(gctx, g, piece{fam: allStreams, q: q, shard: aq.shard, from: r.o.From, to: r.o.To})
+				return r.runPiece(gctx, g, piece{q: q, shard: aq.shard, from: r.o.From, to: r.o.To})
 			})
 		case planRaw, planRead:
 			g.Go(func() error { return r.rawLines(gctx, res, aq.pipeline, aq.plan == planRead) })
@@ -360,7 +349,7 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 			return nil, stop(err)
 		}
 		for _, sh := range shards {
-			p := piece{fam: allStreams, q: q, shard: sh, from: r.o.From, to: r.o.To}
+			p := piece{q: q, shard: sh, from: r.o.From, to: r.o.To}
 			g.Go(func() error { return r.runPiece(gctx, g, p) })
 		}
 	}
@@ -422,7 +411,7 @@ func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, q int, lines
 			break
 		}
 		pilots[ns] = true
-		p := piece{fam: allStreams, q: q, shard: shard{dim: 0, values: []string{ns}}, from: r.o.From, to: r.o.To}
+		p := piece{q: q, shard: shard{dim: 0, values: []string{ns}}, from: r.o.From, to: r.o.To}
 		keys, plainLines, err := r.queryPiece(ctx, p)
 		if kind, _ := classify(err); kind != noLimit {
 			// Too long or too slow for this Loki: split like any piece, learn nothing.

@@ -13,7 +13,7 @@ var shardDims = []string{"SrcK8S_Namespace", "SrcK8S_OwnerName", "DstK8S_OwnerNa
 // scan, so cutting in more than two saves rounds.
 const shardWays = 8
 
-// shard is a subset of a family's streams: equality matchers fixed by coarser dimensions,
+// shard is a subset of the query's streams: equality matchers fixed by coarser dimensions,
 // and a subset of the values of dimension dim. A shard with rest also takes every value not
 // given to a sibling (values that appeared after the streams were listed, and "absent"), so
 // the shards of a split always cover the whole parent.
@@ -126,28 +126,16 @@ func (r *run) shardStreams(ctx context.Context) ([]map[string]string, error) {
 	return append(out, bare...), nil
 }
 
-// streamsOf is the label sets of the query's streams that match fixed (equality
-// matchers) in the window: from the listing when one was made, else listed for them alone.
+// streamsOf lists the label sets of the query's streams that match fixed in the window.
 func (r *run) streamsOf(ctx context.Context, fixed []Matcher) ([]map[string]string, error) {
-	r.listMu.Lock()
-	listed, all := r.listed, r.all
-	r.listMu.Unlock()
-	if !listed {
-		var err error
-		sel := append(append([]Matcher(nil), r.base.Selector...), fixed...)
-		if all, err = r.c.series(ctx, selector(sel), r.o.From, r.o.To); err != nil {
-			return nil, err
-		}
+	sel := append(append([]Matcher(nil), r.base.Selector...), fixed...)
+	ls, err := r.c.series(ctx, selector(sel), r.o.From, r.o.To)
+	if err != nil {
+		return nil, err
 	}
-	var out []map[string]string
-next:
-	for _, l := range all {
-		for _, m := range fixed {
-			if l[m.Name] != m.Value {
-				continue next
-			}
-		}
-		out = append(out, l)
+	out := make([]map[string]string, len(ls))
+	for i, l := range ls {
+		out[i] = l
 	}
 	return out, nil
 }
@@ -155,6 +143,11 @@ next:
 // splitShard cuts a piece's shard in parts that cover it; nil when it cannot be cut further
 // by label values (then time splitting is the way left).
 func (r *run) splitShard(ctx context.Context, p piece) ([]piece, error) {
+	return cutShard(p, func(fixed []Matcher) ([]map[string]string, error) { return r.streamsOf(ctx, fixed) })
+}
+
+// cutShard is splitShard with the streams a shard is cut on given by list.
+func cutShard(p piece, list func(fixed []Matcher) ([]map[string]string, error)) ([]piece, error) {
 	s := p.shard
 	if s.dim < 0 || (len(s.values) == 1 && !s.rest) {
 		// Not sharded yet, or down to one value: shard on the next dimension inside it.
@@ -162,7 +155,7 @@ func (r *run) splitShard(ctx context.Context, p piece) ([]piece, error) {
 		if s.dim >= 0 {
 			fixed = append(fixed, Matcher{Name: shardDims[s.dim], Op: OpEq, Value: s.values[0]})
 		}
-		streams, err := r.streamsOf(ctx, fixed)
+		streams, err := list(fixed)
 		if err != nil {
 			return nil, err
 		}
