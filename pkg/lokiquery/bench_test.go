@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,8 +37,8 @@ type childResult struct {
 	Digest  string
 }
 
-// BenchmarkEgress pushes BENCH_RECORDS generated records (default 100000) over one hour
-// into a Loki with LokiStack's limits, then runs each approach once in a fresh process (so
+// BenchmarkEgress pushes BENCH_RECORDS generated records (default 100000) over one hour,
+// in time order, into a Loki with LokiStack's limits, then runs each approach once in a fresh process (so
 // peak RSS figures do not mix): our aggregate pull, the enhancement's query pulled raw
 // through the logcli client like `logcli --limit=0 --batch=5000`, and the scan floor, one
 // count_over_time over the egress selection. The aggregate answer is checked exact.
@@ -54,9 +55,25 @@ func BenchmarkEgress(b *testing.B) {
 	var want []flow.Record
 	pushStart := time.Now()
 	const chunk = 100000
-	for i := 0; i*chunk < n; i++ {
-		gs := lokitest.Generate(lokitest.GenConfig{Records: min(chunk, n-i*chunk), From: from, To: to, Seed: 42, Chunk: uint64(i + 1), OldFormat: 0.1})
-		if err := s.PushWith(context.Background(), lokitest.Entries(gs), lokitest.PushOptions{BatchEntries: 20000, Concurrency: 4}); err != nil {
+	// NetObserv writes flows as they end, so Loki receives each stream in time order and
+	// cuts its blocks along time; a batch of lines then starts in the block of its start.
+	// BENCH_LAYOUT=unordered pushes each chunk over the whole hour instead, as the figures
+	// before 2026-11-23 were measured: every block then spans the window, and a batch read
+	// from the middle of it decodes every line before its start again.
+	ordered := os.Getenv("BENCH_LAYOUT") != "unordered"
+	chunks := (n + chunk - 1) / chunk
+	for i := range chunks {
+		lo, hi := from, to
+		if ordered {
+			step := to.Sub(from) / time.Duration(chunks)
+			lo, hi = from.Add(time.Duration(i)*step), from.Add(time.Duration(i+1)*step)
+		}
+		gs := lokitest.Generate(lokitest.GenConfig{Records: min(chunk, n-i*chunk), From: lo, To: hi, Seed: 42, Chunk: uint64(i + 1), OldFormat: 0.1})
+		es := lokitest.Entries(gs)
+		if ordered {
+			slices.SortStableFunc(es, func(a, b lokitest.Entry) int { return a.Time.Compare(b.Time) })
+		}
+		if err := s.PushWith(context.Background(), es, lokitest.PushOptions{BatchEntries: 20000, Concurrency: 4}); err != nil {
 			b.Fatal(err)
 		}
 		want = append(want, expected(gs, flow.PortPolicy{}, from, to)...)

@@ -71,7 +71,7 @@ func TestPipelineValidate(t *testing.T) {
 // SrcSubnetLabel="Pods") and drops in-cluster destinations in both formats.
 func TestEgressPipelineShape(t *testing.T) {
 	q := EgressPipeline(nil).String()
-	for _, want := range []string{`app="netobserv-flowcollector"`, `DstK8S_Type=""`, `| DstK8S_Type=""`, `DstSubnetLabel!~"^(?:Pods|Services|Machines)$"`} {
+	for _, want := range []string{`app="netobserv-flowcollector"`, `DstK8S_Type=""`, `DstK8S_Namespace=""`, `DstK8S_OwnerName=""`, `| DstK8S_Type=""`, `DstSubnetLabel!~"^(?:Pods|Services|Machines)$"`} {
 		if !strings.Contains(q, want) {
 			t.Errorf("%s lacks %s", q, want)
 		}

@@ -2,6 +2,7 @@ package lokiquery
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -64,4 +65,48 @@ func TestRealSamplesAggregateLikeRaw(t *testing.T) {
 		proj = append(proj, Project(r, flow.PortPolicy{}))
 	}
 	diffRecords(t, agg.Records, Fold(proj))
+}
+
+// EgressPipeline's selector leaves out streams with a destination namespace or owner, which
+// is only right because NetObserv writes them with a destination type, which the type test
+// drops anyway. The recorded records of both formats say so.
+func TestRealSamplesOwnerImpliesType(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "shared", "netobserv-samples", "console-plugin-flow*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded answers (%v): the samples sit beside the repository", err)
+	}
+	var named, untyped int
+	for _, f := range files {
+		recorded, err := lokitest.ReadAnswer(f)
+		if errors.Is(err, lokitest.ErrNotStreams) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range recorded {
+			var line map[string]any
+			if err := json.Unmarshal(e.Line, &line); err != nil {
+				t.Fatalf("%s entry %d: %v", f, i, err)
+			}
+			field := func(k string) string {
+				if v := e.Labels[k]; v != "" {
+					return v
+				}
+				v, _ := line[k].(string)
+				return v
+			}
+			if field("DstK8S_Namespace") == "" && field("DstK8S_OwnerName") == "" {
+				untyped++
+				continue
+			}
+			named++
+			if field("DstK8S_Type") == "" {
+				t.Errorf("%s entry %d has a destination namespace or owner but no type: EgressPipeline's selector would drop it", f, i)
+			}
+		}
+	}
+	if named < 50 || untyped < 10 {
+		t.Fatalf("%d records with a destination namespace or owner, %d without: the samples should hold both", named, untyped)
+	}
 }
