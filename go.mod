@@ -13,6 +13,7 @@ replace github.com/grafana/regexp => github.com/grafana/regexp v0.0.0-2024051813
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/grafana/jsonparser v0.0.0-20241004153430-023329977675
 	github.com/grafana/loki/v3 v3.7.8
 	github.com/miekg/dns v1.1.72
 	github.com/onsi/ginkgo/v2 v2.27.2
@@ -143,7 +144,6 @@ require (
 	github.com/gorilla/websocket v1.5.4-0.20250319132907-e064f32e3674 // indirect
 	github.com/grafana/dskit v0.0.0-20260209132809-8d1c6d34bb5a // indirect
 	github.com/grafana/gomemcache v0.0.0-20251127154401-74f93547077b // indirect
-	github.com/grafana/jsonparser v0.0.0-20241004153430-023329977675 // indirect
 	github.com/grafana/loki/pkg/push v0.0.0-20250630054201-94c0ba7b0952 // indirect
 	github.com/grafana/otel-profiling-go v0.5.1 // indirect
 	github.com/grafana/pyroscope-go/godeltaprof v0.1.11 // indirect

@@ -56,3 +56,17 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeLine is the per-line decode a raw Loki read runs on every line.
+func BenchmarkDecodeLine(b *testing.B) {
+	lines := bytes.Split(bytes.TrimSpace(syntheticLines(1000)), []byte("\n"))
+	labels := map[string]string{"app": "netobserv-flowcollector", "FlowDirection": "1", "SrcK8S_Type": "Pod"}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := DecodeLine(labels, lines[i%len(lines)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}

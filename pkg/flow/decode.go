@@ -71,7 +71,7 @@ func (e DecodeError) Unwrap() error { return e.Err }
 // the label wins (it is what Loki selected on). Unknown fields and labels are ignored.
 func DecodeLine(labels map[string]string, line []byte) (Record, error) {
 	var w wire
-	if err := json.Unmarshal(line, &w); err != nil {
+	if err := unmarshalWire(line, &w); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return Record{}, fmt.Errorf("malformed JSON at byte %d: %w", se.Offset, err)

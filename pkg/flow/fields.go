@@ -122,6 +122,10 @@ func (l *jList) UnmarshalJSON(b []byte) error {
 		*l = append(*l, string(s))
 		return nil
 	}
+	if l.fastList(b) {
+		return nil
+	}
+	*l = (*l)[:0]
 	var raw []json.RawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err

@@ -2,7 +2,9 @@ package flow
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
+	"reflect"
 	"testing"
 )
 
@@ -76,4 +78,124 @@ func seedOf(data []byte) []byte {
 		return data[:maxSeed]
 	}
 	return data
+}
+
+// FuzzFastWire checks the one-pass decode against encoding/json, the reference it stands
+// in for: on any input it must accept exactly what json.Unmarshal accepts into a wire, and
+// fill the same values.
+func FuzzFastWire(f *testing.F) {
+	lines := bytes.Split(bytes.TrimSpace(syntheticLines(4)), []byte("\n"))
+	for _, l := range lines {
+		f.Add(l)
+	}
+	for _, path := range sampleFiles(f) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		var answer struct {
+			Data struct {
+				Result []struct {
+					Values [][2]string `json:"values"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(data, &answer) != nil {
+			f.Add(seedOf(data)) // a record file, not a Loki answer
+			continue
+		}
+		for _, s := range answer.Data.Result {
+			for _, v := range s.Values[:min(2, len(s.Values))] {
+				f.Add([]byte(v[1]))
+			}
+		}
+	}
+	for _, s := range []string{
+		`{"srcaddr":"10.0.0.1","DSTADDR":"1.1.1.1"}`,                 // another case: encoding/json still matches
+		`{"Src\u0041ddr":"10.0.0.1","DstAddr":"1.1.1.1"}`,            // an escaped key
+		`{"SrcAddr":"10.0.0.1","SrcAddr":"10.0.0.2","Count":2}`,      // duplicates: the last wins
+		`{"SrcAddr":"10.0.0.1"}{"DstAddr":"1.1.1.1"}`,                // two objects: malformed
+		`{"SrcAddr":"10.0.0.1","x":tru}`,                             // a bad literal in an unknown field
+		`{"SrcAddr":"10.0.0.1","x":12abc}`,                           // a bad number in an unknown field
+		"{\"SrcAddr\":\"10.0.0.1\x01\"}",                             // a control character in a string
+		`{"Flags":["SYN","A\"CK",7,null,true],"Interfaces":"br-ex"}`, // lists of every kind
+		`{"IfDirections":[[1]],"Interfaces":[{"a":1}]}`,              // nested lists
+		`{"Bytes":"12","Packets":1.2e1,"Duplicate":"true","Sampling":null,"DnsId":"x"}`,
+		`{"SrcPort":{"a":1}}`, `[]`, `null`, `{}`, ` {"a": [1, {"b": "c"}]} `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var fast, ref wire
+		errFast := unmarshalWire(data, &fast)
+		errRef := json.Unmarshal(data, &ref)
+		if (errFast == nil) != (errRef == nil) {
+			t.Fatalf("%q: one-pass decode error %v, encoding/json error %v", data, errFast, errRef)
+		}
+		if errRef == nil && !reflect.DeepEqual(fast, ref) {
+			t.Fatalf("%q: one-pass decode\n%+v\nencoding/json\n%+v", data, fast, ref)
+		}
+	})
+}
+
+// The table the one-pass decode uses must name every field of wire by its JSON tag.
+func TestWireFieldsCoverWire(t *testing.T) {
+	typ := reflect.TypeFor[wire]()
+	var w wire
+	for i := range typ.NumField() {
+		name := typ.Field(i).Tag.Get("json")
+		set := wireFields[name]
+		if set == nil {
+			t.Errorf("wire.%s (%q) is missing from wireFields", typ.Field(i).Name, name)
+			continue
+		}
+		got := reflect.ValueOf(set(&w))
+		want := reflect.ValueOf(&w).Elem().Field(i)
+		if want.Kind() != reflect.Pointer {
+			want = want.Addr()
+		}
+		if got.Pointer() != want.Pointer() {
+			t.Errorf("wireFields[%q] points at the wrong field", name)
+		}
+	}
+	if len(wireFields) != typ.NumField() {
+		t.Errorf("wireFields has %d names, wire %d fields", len(wireFields), typ.NumField())
+	}
+}
+
+// The one-pass decode must be the path real NetObserv lines take (the fuzz test shows it
+// is right; this shows it is used).
+func TestFastWireTakesRecordedLines(t *testing.T) {
+	var lines [][]byte
+	lines = append(lines, bytes.Split(bytes.TrimSpace(syntheticLines(50)), []byte("\n"))...)
+	for _, path := range sampleFiles(t) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer struct {
+			Data struct {
+				Result []struct {
+					Values [][2]string `json:"values"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(data, &answer) != nil {
+			continue
+		}
+		for _, s := range answer.Data.Result {
+			for _, v := range s.Values {
+				lines = append(lines, []byte(v[1]))
+			}
+		}
+	}
+	if len(lines) < 200 {
+		t.Fatalf("only %d lines to try", len(lines))
+	}
+	for i, l := range lines {
+		var w wire
+		if !json.Valid(l) || !fastWire(l, &w) {
+			t.Errorf("line %d takes encoding/json's path: %s", i, l)
+		}
+	}
 }
