@@ -48,8 +48,9 @@ test: $(LOKI) ## unit tests, real-Loki query tests, short fuzzing
 	LOKI_BIN=$(LOKI) $(GO) test -count=1 ./...
 	$(MAKE) fuzz
 
-fuzz: ## short fuzz runs of the record decoder and the baseline loader
+fuzz: ## short fuzz runs of the record decoder (and its one-pass path) and the baseline loader
 	$(GO) test ./pkg/flow -run '^$$' -fuzz '^FuzzDecode' -fuzztime $(FUZZTIME)
+	$(GO) test ./pkg/flow -run '^$$' -fuzz '^FuzzFastWire' -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/baseline -run '^$$' -fuzz '^FuzzLoad' -fuzztime $(FUZZTIME)
 
 bench: $(LOKI) ## benchmarks with figures (BENCH_RECORDS sets the Loki benchmark size)

@@ -88,27 +88,12 @@ func FuzzFastWire(f *testing.F) {
 	for _, l := range lines {
 		f.Add(l)
 	}
-	for _, path := range sampleFiles(f) {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		var answer struct {
-			Data struct {
-				Result []struct {
-					Values [][2]string `json:"values"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if json.Unmarshal(data, &answer) != nil {
-			f.Add(seedOf(data)) // a record file, not a Loki answer
-			continue
-		}
-		for _, s := range answer.Data.Result {
-			for _, v := range s.Values[:min(2, len(s.Values))] {
-				f.Add([]byte(v[1]))
-			}
-		}
+	answers, others := recordedLines(f, 2)
+	for _, l := range answers {
+		f.Add(l)
+	}
+	for _, data := range others {
+		f.Add(seedOf(data)) // a record file, not a Loki answer
 	}
 	for _, s := range []string{
 		`{"srcaddr":"10.0.0.1","DSTADDR":"1.1.1.1"}`,                 // another case: encoding/json still matches
@@ -166,29 +151,9 @@ func TestWireFieldsCoverWire(t *testing.T) {
 // The one-pass decode must be the path real NetObserv lines take (the fuzz test shows it
 // is right; this shows it is used).
 func TestFastWireTakesRecordedLines(t *testing.T) {
-	var lines [][]byte
-	lines = append(lines, bytes.Split(bytes.TrimSpace(syntheticLines(50)), []byte("\n"))...)
-	for _, path := range sampleFiles(t) {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var answer struct {
-			Data struct {
-				Result []struct {
-					Values [][2]string `json:"values"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if json.Unmarshal(data, &answer) != nil {
-			continue
-		}
-		for _, s := range answer.Data.Result {
-			for _, v := range s.Values {
-				lines = append(lines, []byte(v[1]))
-			}
-		}
-	}
+	lines := bytes.Split(bytes.TrimSpace(syntheticLines(50)), []byte("\n"))
+	answers, _ := recordedLines(t, -1)
+	lines = append(lines, answers...)
 	if len(lines) < 200 {
 		t.Fatalf("only %d lines to try", len(lines))
 	}
@@ -198,4 +163,37 @@ func TestFastWireTakesRecordedLines(t *testing.T) {
 			t.Errorf("line %d takes encoding/json's path: %s", i, l)
 		}
 	}
+}
+
+// recordedLines returns the record lines of the recorded Loki answers (the first perStream
+// of each stream; all when perStream < 0), and the sample files that are not Loki answers.
+func recordedLines(tb testing.TB, perStream int) (lines, others [][]byte) {
+	tb.Helper()
+	for _, path := range sampleFiles(tb) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var answer struct {
+			Data struct {
+				Result []struct {
+					Values [][2]string `json:"values"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if json.Unmarshal(data, &answer) != nil {
+			others = append(others, data)
+			continue
+		}
+		for _, s := range answer.Data.Result {
+			vs := s.Values
+			if perStream >= 0 {
+				vs = vs[:min(perStream, len(vs))]
+			}
+			for _, v := range vs {
+				lines = append(lines, []byte(v[1]))
+			}
+		}
+	}
+	return lines, others
 }

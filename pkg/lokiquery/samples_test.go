@@ -17,29 +17,14 @@ import (
 // ports, a dynamic destination port from a non-server source port) into a real Loki and
 // checks that the aggregate path gives exactly the projection of the raw lines.
 func TestRealSamplesAggregateLikeRaw(t *testing.T) {
-	dir := filepath.Join("..", "..", "..", "shared", "netobserv-samples")
-	files, err := filepath.Glob(filepath.Join(dir, "console-plugin-flow*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no recorded answers in %s (%v): the samples sit beside the repository", dir, err)
-	}
 	from, to := window()
 	at := from.Add(time.Second)
-	var entries []lokitest.Entry
-	for _, f := range files {
-		recorded, err := lokitest.ReadAnswer(f)
-		if errors.Is(err, lokitest.ErrNotStreams) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range recorded {
-			// The recorded times are years old: Loki keeps lines in their order, at
-			// times of this window.
-			e.Time = at
-			entries = append(entries, e)
-			at = at.Add(time.Millisecond)
-		}
+	entries := recordedEntries(t)
+	for i := range entries {
+		// The recorded times are years old: Loki keeps lines in their order, at times
+		// of this window.
+		entries[i].Time = at
+		at = at.Add(time.Millisecond)
 	}
 	s := lokitest.Start(t, lokitest.LokiStackLimits)
 	if err := s.Push(context.Background(), entries); err != nil {
@@ -71,11 +56,43 @@ func TestRealSamplesAggregateLikeRaw(t *testing.T) {
 // is only right because NetObserv writes them with a destination type, which the type test
 // drops anyway. The recorded records of both formats say so.
 func TestRealSamplesOwnerImpliesType(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "..", "shared", "netobserv-samples", "console-plugin-flow*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no recorded answers (%v): the samples sit beside the repository", err)
-	}
 	var named, untyped int
+	for i, e := range recordedEntries(t) {
+		var line map[string]any
+		if err := json.Unmarshal(e.Line, &line); err != nil {
+			t.Fatalf("recorded entry %d: %v", i, err)
+		}
+		field := func(k string) string {
+			if v := e.Labels[k]; v != "" {
+				return v
+			}
+			v, _ := line[k].(string)
+			return v
+		}
+		if field("DstK8S_Namespace") == "" && field("DstK8S_OwnerName") == "" {
+			untyped++
+			continue
+		}
+		named++
+		if field("DstK8S_Type") == "" {
+			t.Errorf("recorded entry %d has a destination namespace or owner but no type: EgressPipeline's selector would drop it: %s", i, e.Line)
+		}
+	}
+	if named < 50 || untyped < 10 {
+		t.Fatalf("%d records with a destination namespace or owner, %d without: the samples should hold both", named, untyped)
+	}
+}
+
+// recordedEntries are the entries of the recorded NetObserv streams answers of
+// ../shared/netobserv-samples, in file order.
+func recordedEntries(t *testing.T) []lokitest.Entry {
+	t.Helper()
+	dir := filepath.Join("..", "..", "..", "shared", "netobserv-samples")
+	files, err := filepath.Glob(filepath.Join(dir, "console-plugin-flow*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no recorded answers in %s (%v): the samples sit beside the repository", dir, err)
+	}
+	var entries []lokitest.Entry
 	for _, f := range files {
 		recorded, err := lokitest.ReadAnswer(f)
 		if errors.Is(err, lokitest.ErrNotStreams) {
@@ -84,29 +101,7 @@ func TestRealSamplesOwnerImpliesType(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, e := range recorded {
-			var line map[string]any
-			if err := json.Unmarshal(e.Line, &line); err != nil {
-				t.Fatalf("%s entry %d: %v", f, i, err)
-			}
-			field := func(k string) string {
-				if v := e.Labels[k]; v != "" {
-					return v
-				}
-				v, _ := line[k].(string)
-				return v
-			}
-			if field("DstK8S_Namespace") == "" && field("DstK8S_OwnerName") == "" {
-				untyped++
-				continue
-			}
-			named++
-			if field("DstK8S_Type") == "" {
-				t.Errorf("%s entry %d has a destination namespace or owner but no type: EgressPipeline's selector would drop it", f, i)
-			}
-		}
+		entries = append(entries, recorded...)
 	}
-	if named < 50 || untyped < 10 {
-		t.Fatalf("%d records with a destination namespace or owner, %d without: the samples should hold both", named, untyped)
-	}
+	return entries
 }
