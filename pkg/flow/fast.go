@@ -3,6 +3,7 @@ package flow
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 
 	"github.com/grafana/jsonparser"
 )
@@ -94,38 +95,37 @@ func unmarshalWire(line []byte, w *wire) error {
 	return json.Unmarshal(line, w)
 }
 
-// fastWire is the one-pass decode; false means "take encoding/json's path".
+// fastWire is the one-pass decode; false means "take encoding/json's path" (the walk
+// stops at the first thing it cannot take, and ObjectEach returns that error).
 func fastWire(line []byte, w *wire) bool {
 	var scratch [32]byte
-	ok := true
-	err := jsonparser.ObjectEach(line, func(key, value []byte, t jsonparser.ValueType, end int) error {
+	return jsonparser.ObjectEach(line, func(key, value []byte, t jsonparser.ValueType, end int) error {
 		if set := wireFields[string(key)]; set != nil {
 			raw := value
 			if t == jsonparser.String {
 				// ObjectEach hands strings without their quotes; the methods want JSON.
 				start := end - len(value) - 2
 				if start < 0 || line[start] != '"' || line[end-1] != '"' {
-					ok = false
-					return errStop
+					return errSlowPath
 				}
 				raw = line[start:end]
 			}
 			if set(w).UnmarshalJSON(raw) != nil {
-				ok = false
-				return errStop
+				return errSlowPath
 			}
 			return nil
 		}
 		// An escaped key, or a known name in another case, may match a field for
 		// encoding/json; any other key is a field wire does not have.
 		if bytes.IndexByte(key, '\\') >= 0 || len(key) <= len(scratch) && foldedFields[string(lowerASCII(scratch[:0], key))] {
-			ok = false
-			return errStop
+			return errSlowPath
 		}
 		return nil
-	})
-	return ok && err == nil
+	}) == nil
 }
+
+// errSlowPath stops the one-pass walk: the line takes encoding/json's path.
+var errSlowPath = errors.New("take encoding/json's path")
 
 // fastList reads a JSON list of plain values (Flags, Interfaces, IfDirections) as jStr
 // would read each; false, with *l in any state, for anything else (an escaped string, a
@@ -154,9 +154,3 @@ func (l *jList) fastList(b []byte) bool {
 	})
 	return ok && err == nil
 }
-
-type stopError struct{}
-
-func (stopError) Error() string { return "stop" }
-
-var errStop error = stopError{}

@@ -13,7 +13,8 @@ import (
 // mode for the same lines, and pkg/matrix builds the same matrix from either (it reads no
 // dropped field). Kept: the source's namespace, owner, owner type, type and subnet label;
 // the destination's type, address and subnet label; protocol; the SYN and SYN_ACK flags;
-// whether the direction is "0" (the receiving node's copy; any other becomes ""); DNS name, sampling, duplicate mark, ether type; the source pod and host names for nodes,
+// whether the direction is "0" (the receiving node's copy; any other becomes ""); DNS
+// name, sampling, duplicate mark, ether type; the source pod and host names for nodes,
 // for pods owned by a node or by nobody, and for unknown sources; the source address for
 // nodes and unknown sources; the translated (PacketTranslation) addresses. Ports: SrcPort
 // is flow.EphemeralPort when it is a dynamic client port (>= DynamicPortMin, not an extra
