@@ -13,6 +13,7 @@ replace github.com/grafana/regexp => github.com/grafana/regexp v0.0.0-2024051813
 
 require (
 	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/go-json-experiment/json v1.27.2
 	github.com/grafana/jsonparser v0.0.0-20241004153430-023329977675
 	github.com/grafana/loki/v3 v3.7.8
 	github.com/miekg/dns v1.1.72

@@ -244,7 +244,7 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 			// the lines fold here into the same aggregates (measured in the README).
 			queries = []aggQuery{{pipeline: aggBase, plan: planRead}}
 		}
-		r := &run{c: c, o: o, base: aggBase, queries: queries, keys: map[flow.Record]*aggregate{},
+		r := &run{c: c, o: o, base: aggBase, queries: queries, keys: aggregates{},
 			inFlight: make(chan struct{}, c.cfg.Concurrency)}
 		perNS, err := r.aggregate(ctx, res, base)
 		if err != nil {
@@ -263,6 +263,10 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	res.Expected = expected
+	if res.Retrieved > expected {
+		return nil, fmt.Errorf("inconsistent answer for [%s, %s): retrieved %d egress records but Loki counts %d for %s (%d more): some were read twice, or Loki's data changed during the pull; re-run, and report it if it persists",
+			o.From.Format(time.RFC3339Nano), o.To.Format(time.RFC3339Nano), res.Retrieved, expected, base, res.Retrieved-expected)
+	}
 	if res.Retrieved != expected {
 		return nil, fmt.Errorf("incomplete answer for [%s, %s): retrieved %d egress records but Loki counts %d for %s (%d missing); records may still be arriving: re-run with the ingestion barrier or a later window end",
 			o.From.Format(time.RFC3339Nano), o.To.Format(time.RFC3339Nano), res.Retrieved, expected, base, expected-res.Retrieved)
@@ -289,12 +293,13 @@ type run struct {
 	queries []aggQuery
 
 	mu     sync.Mutex
-	keys   map[flow.Record]*aggregate
+	keys   aggregates
 	pieces int
 	// inFlight bounds the pieces being queried (queryPiece).
 	inFlight chan struct{}
-	// sink, when set, takes the records of a raw pull instead of the Result.
-	sink func([]flow.Record)
+	// into, when set, is the run whose aggregates the records of a raw pull fold into,
+	// instead of going to the Result.
+	into *run
 }
 
 // piece is one query unit: a shard of the egress streams and a time range.
@@ -609,23 +614,33 @@ func (r *run) merge(p piece, labels map[string]map[string]string, vals [nMetrics
 		if err != nil {
 			return err
 		}
-		r.add(rec, int64(v[mCount]), int64(v[mBytes]), start, end)
+		r.keys.add(rec, int64(v[mCount]), int64(v[mBytes]), start, end)
 	}
 	return nil
 }
 
+// aggregates are running aggregates by key.
+type aggregates map[flow.Record]*aggregate
+
 // add folds values into the aggregate of key rec; start and end are ms, math.MaxInt64 and
-// math.MinInt64 when unknown. The caller holds r.mu.
-func (r *run) add(rec flow.Record, count, bytes, start, end int64) {
-	a := r.keys[rec]
+// math.MinInt64 when unknown.
+func (m aggregates) add(rec flow.Record, count, bytes, start, end int64) {
+	a := m[rec]
 	if a == nil {
 		a = &aggregate{start: math.MaxInt64, end: math.MinInt64}
-		r.keys[rec] = a
+		m[rec] = a
 	}
 	a.count += count
 	a.bytes += bytes
 	a.start = min(a.start, start)
 	a.end = max(a.end, end)
+}
+
+// merge adds o's aggregates to m's.
+func (m aggregates) merge(o aggregates) {
+	for rec, a := range o {
+		m.add(rec, a.count, a.bytes, a.start, a.end)
+	}
 }
 
 // splitTime cuts a piece into k time parts on whole milliseconds; nil when the parts would

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The raw shards cover every stream exactly once, including streams the listing did not
@@ -74,7 +77,12 @@ func TestAnswerHoldGatesDecoding(t *testing.T) {
 	second := &answerHold{gate: gate}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if _, err := c.queryRange(withAnswerHold(ctx, second), query, 100, from, to); !errors.Is(err, context.DeadlineExceeded) || second.held {
+	entries := 0
+	read := func(r io.Reader) error {
+		entries = 0
+		return readStreams(r, func(*lineStream, int64, jsontext.Value) { entries++ })
+	}
+	if err := c.queryLines(withAnswerHold(ctx, second), query, 100, from, to, read); !errors.Is(err, context.DeadlineExceeded) || second.held {
 		t.Fatalf("with the slot taken: err %v, held %v; want a deadline while waiting for the slot", err, second.held)
 	}
 	if requests != 1 {
@@ -82,9 +90,9 @@ func TestAnswerHoldGatesDecoding(t *testing.T) {
 	}
 	first.release()
 	first.release() // harmless
-	streams, err := c.queryRange(withAnswerHold(context.Background(), second), query, 100, from, to)
-	if err != nil || !second.held || len(streams) == 0 {
-		t.Fatalf("with the slot free: %d streams, held %v, err %v", len(streams), second.held, err)
+	err := c.queryLines(withAnswerHold(context.Background(), second), query, 100, from, to, read)
+	if err != nil || !second.held || entries != 100 {
+		t.Fatalf("with the slot free: %d entries, held %v, err %v", entries, second.held, err)
 	}
 	second.release()
 	if len(gate) != 0 {
