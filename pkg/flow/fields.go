@@ -185,11 +185,14 @@ func (f *jFlags) UnmarshalJSON(b []byte) error {
 		}
 		var v uint32
 		for _, e := range l {
-			if n, err := strconv.ParseUint(e, 10, 32); err == nil {
-				v |= uint32(n)
-			} else {
-				v |= FlagsFromNames(e)
+			// Names are the common case: ParseUint would allocate an error for each.
+			if e != "" && e[0] >= '0' && e[0] <= '9' {
+				if n, err := strconv.ParseUint(e, 10, 32); err == nil {
+					v |= uint32(n)
+					continue
+				}
 			}
+			v |= FlagsFromNames(e)
 		}
 		*f = jFlags(v)
 		return nil
