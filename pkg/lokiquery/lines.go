@@ -71,8 +71,9 @@ func readStreams(r io.Reader, fn func(s *lineStream, ts int64, quoted jsontext.V
 				case "resultType":
 					return decodeValue(d, &resultType)
 				case "result":
-					if resultType != "" && resultType != string(loghttp.ResultTypeStream) {
-						return fmt.Errorf("expected a streams answer, got %s", resultType)
+					// Loki names the type before the result; checked again at the end if not.
+					if err := wantStreams(resultType); err != nil {
+						return err
 					}
 					streams := 0
 					return eachElement(d, func() error {
@@ -91,6 +92,11 @@ func readStreams(r io.Reader, fn func(s *lineStream, ts int64, quoted jsontext.V
 	if err := checkResponse(&resp); err != nil {
 		return err
 	}
+	return wantStreams(resultType)
+}
+
+// wantStreams fails unless resultType is a streams answer's (or not named yet).
+func wantStreams(resultType string) error {
 	if resultType != "" && resultType != string(loghttp.ResultTypeStream) {
 		return fmt.Errorf("expected a streams answer, got %s", resultType)
 	}

@@ -52,10 +52,6 @@ func (r *run) raw(ctx context.Context, res *Result, sharded bool) error {
 		}
 	}
 	rd := &rawRead{batch: &batchSize{n: r.o.BatchSize}, answers: make(chan struct{}, answersHeld), commit: commit, seed: maphash.MakeSeed()}
-	if r.into != nil {
-		o := r.into.o
-		rd.fold = func(aggs aggregates, rec flow.Record) { foldRecord(aggs, rec, o) }
-	}
 	shards := []shard{{dim: -1}}
 	if sharded {
 		streams, err := r.shardStreams(ctx)
@@ -167,9 +163,6 @@ type rawRead struct {
 	// answers bounds the batches held at once (being read, decoded and folded). Loki's
 	// work on the batches is bounded by the client's Concurrency alone.
 	answers chan struct{}
-	// fold, when set, folds each decoded record into its batch's aggregates instead of
-	// keeping it.
-	fold func(aggregates, flow.Record)
 	// commit takes a batch once its whole answer is read.
 	commit func(*batchOut)
 	// seed hashes lines into entry identities.
@@ -179,8 +172,8 @@ type rawRead struct {
 // batchOut is what one batch decodes. It is kept apart until the whole answer is read and
 // checked (a request retried after a broken answer starts it again), then committed.
 type batchOut struct {
-	recs        []flow.Record // decoded records, unless the read folds them
-	folded      aggregates    // the records folded, when the read folds them
+	recs        []flow.Record // decoded records, unless the run folds them (run.into)
+	folded      aggregates    // the records folded, when the run folds them
 	errs        []flow.DecodeError
 	undecodable int64
 	lines       int64 // entries read by this batch: not skipped as read by the previous one
@@ -217,16 +210,17 @@ func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 	start := from
 	var boundary map[entryID]bool // entries at `start` already read
 	for {
-		done, last, err := r.rawBatch(ctx, g, rd, pl, query, &start, &to, &boundary)
+		done, err := r.rawBatch(ctx, g, rd, pl, query, &start, &to, &boundary)
 		if err != nil || done {
 			return err
 		}
 		if cut {
 			cut = false
-			spanned, left := last.Sub(from), to.Sub(last)
+			// start is now the last instant of the first batch.
+			spanned, left := start.Sub(from), to.Sub(start)
 			if spanned > 0 && left > 2*spanned {
 				k := min(maxTimeParts, int(math.Ceil(float64(left)/float64(2*spanned))))
-				if parts := r.splitTime(piece{from: last, to: to}, max(k, 2)); parts != nil {
+				if parts := r.splitTime(piece{from: start, to: to}, max(k, 2)); parts != nil {
 					for _, q := range parts[1:] {
 						g.Go(func() error { return r.rawPiece(ctx, g, rd, pl, q.from, q.to, false) })
 					}
@@ -241,14 +235,14 @@ func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 // and *boundary past them; done when the piece is exhausted. A limit Loki names lowers the
 // batch, or cuts *to and queues the rest of the piece in g.
 func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl Pipeline, query string,
-	start, to *time.Time, boundary *map[entryID]bool) (done bool, last time.Time, err error) {
+	start, to *time.Time, boundary *map[entryID]bool) (done bool, err error) {
 	hold := &answerHold{gate: rd.answers}
 	defer hold.release()
 	first := start.UnixNano()
 	var out batchOut
 	read := func(body io.Reader) error {
 		out = batchOut{newest: math.MinInt64}
-		if rd.fold != nil {
+		if r.into != nil {
 			out.folded = aggregates{}
 		}
 		var buf []byte
@@ -279,8 +273,8 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 				}
 				return
 			}
-			if rd.fold != nil {
-				rd.fold(out.folded, rec)
+			if r.into != nil {
+				foldRecord(out.folded, rec, r.o)
 			} else {
 				out.recs = append(out.recs, rec)
 			}
@@ -295,14 +289,14 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 			switch kind {
 			case limitEntries:
 				if n <= 0 || int(n) >= limit {
-					return false, last, err
+					return false, err
 				}
 				rd.batch.lower(int(n))
 				continue
 			case limitLength, limitTimeout, limitBytes:
 				parts := r.splitTime(piece{from: *start, to: *to}, 2)
 				if parts == nil {
-					return false, last, fmt.Errorf("raw lines of [%s, %s) cannot be split below %s: %w", start.Format(time.RFC3339), to.Format(time.RFC3339), r.o.MinPiece, err)
+					return false, fmt.Errorf("raw lines of [%s, %s) cannot be split below %s: %w", start.Format(time.RFC3339), to.Format(time.RFC3339), r.o.MinPiece, err)
 				}
 				// The first part resumes this batch loop (keeping the boundary); the others start fresh.
 				for _, q := range parts[1:] {
@@ -311,7 +305,7 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 				*to = parts[0].to
 				continue
 			default:
-				return false, last, err
+				return false, err
 			}
 		}
 		r.mu.Lock()
@@ -319,10 +313,10 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 		r.mu.Unlock()
 		rd.commit(&out)
 		if out.entries < limit {
-			return true, last, nil // the piece is exhausted
+			return true, nil // the piece is exhausted
 		}
 		if out.lines == 0 {
-			return false, last, fmt.Errorf("more than %d egress records share the timestamp %s: batches cannot move past it; raise max_entries_limit_per_query", limit, start.Format(time.RFC3339Nano))
+			return false, fmt.Errorf("more than %d egress records share the timestamp %s: batches cannot move past it; raise max_entries_limit_per_query", limit, start.Format(time.RFC3339Nano))
 		}
 		// The entries at the last instant, to skip when the next batch starts there (with
 		// those skipped at the first instant, when both are the same).
@@ -334,6 +328,6 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 			next[id] = true
 		}
 		*start, *boundary = time.Unix(0, out.newest), next
-		return false, *start, nil
+		return false, nil
 	}
 }
