@@ -156,35 +156,8 @@ func (d *dnsRun) runPiece(ctx context.Context, g *errgroup.Group, p piece) error
 	if err == nil {
 		return d.merge(p, v)
 	}
-	kind, n := classify(err)
-	var parts []piece
-	switch kind {
-	case limitSeries:
-		if parts, err = d.splitShard(ctx, p); err != nil {
-			return err
-		}
-		if parts == nil {
-			parts = d.splitTime(p, 2)
-		}
-		if parts == nil {
-			return fmt.Errorf("piece %s still exceeds max_query_series (%d) when split down to %s by time and to one owner: raise max_query_series on this Loki: %w", p, n, d.o.MinPiece, err)
-		}
-	case limitLength:
-		k := 2
-		if n > 0 {
-			k = int(math.Ceil(float64(p.to.Sub(p.from)) / float64(n)))
-		}
-		if parts = d.splitTime(p, max(k, 2)); parts == nil {
-			return fmt.Errorf("piece %s: cannot split below %s to meet max_query_length: %w", p, d.o.MinPiece, err)
-		}
-	case limitTimeout, limitBytes:
-		if parts = d.splitTime(p, 2); parts == nil {
-			parts, _ = d.splitShard(ctx, p)
-		}
-		if parts == nil {
-			return fmt.Errorf("piece %s still too large for this Loki when split down to %s: %w", p, d.o.MinPiece, err)
-		}
-	default:
+	parts, err := d.partsOnLimit(ctx, p, err)
+	if err != nil {
 		return err
 	}
 	for _, q := range parts {

@@ -384,9 +384,14 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 // first try: a query over the limit costs Loki a scan for nothing, and Loki cannot count
 // the keys of a namespace without holding them (the limit applies inside the query). A
 // window of at most max_query_series lines is one shard (a key has a line at least).
-// Otherwise a few namespaces of at most that many lines go first, as pilots: their keys
-// per line of q size the shards of the others (with a margin; a pilot whose lines are
-// mostly other queries' tells nothing and is passed over). The pilots' answers are kept.
+// Otherwise a few namespaces go first, as pilots: their keys per line of q size the shards
+// of the others (with a margin; a pilot whose lines are mostly other queries' tells nothing
+// and is passed over). The pilots' answers are kept. Pilots are the largest namespaces of
+// at most max_query_series lines, which fit whatever their keys, then the smallest of the
+// others: where every namespace has more lines than the limit, a pilot that fits still
+// measures, and one Loki refuses still bounds the keys per line from below, where a plan
+// without pilots gave each namespace a shard (1M records: 49 shards of 136 keys against
+// a limit of 500).
 func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, q int, lines map[string]int64) ([]shard, error) {
 	// Lines without a namespace are qNodes's.
 	var total int64
@@ -400,18 +405,29 @@ func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, q int, lines
 	if total <= int64(r.o.MaxSeries) {
 		return []shard{{dim: -1}}, nil
 	}
-	var candidates []string
+	var fit, over []string
 	for _, ns := range values {
-		if n := lines[ns]; n > 0 && n <= int64(r.o.MaxSeries) {
-			candidates = append(candidates, ns)
+		switch n := lines[ns]; {
+		case n <= 0:
+		case n <= int64(r.o.MaxSeries):
+			fit = append(fit, ns)
+		default:
+			over = append(over, ns)
 		}
 	}
-	sort.Slice(candidates, func(i, j int) bool {
-		if lines[candidates[i]] != lines[candidates[j]] {
-			return lines[candidates[i]] > lines[candidates[j]]
+	sort.Slice(fit, func(i, j int) bool {
+		if lines[fit[i]] != lines[fit[j]] {
+			return lines[fit[i]] > lines[fit[j]]
 		}
-		return candidates[i] < candidates[j]
+		return fit[i] < fit[j]
 	})
+	sort.Slice(over, func(i, j int) bool {
+		if lines[over[i]] != lines[over[j]] {
+			return lines[over[i]] < lines[over[j]]
+		}
+		return over[i] < over[j]
+	})
+	candidates := append(fit, over...)
 	const maxPilots, usablePilots, minPilotLines = 4, 2, 50
 	keysPerLine, usable := 0.0, 0
 	pilots := map[string]bool{}
@@ -423,8 +439,13 @@ func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, q int, lines
 		p := piece{q: q, shard: shard{dim: 0, values: []string{ns}}, from: r.o.From, to: r.o.To}
 		keys, plainLines, err := r.queryPiece(ctx, p)
 		if kind, _ := classify(err); kind != noLimit {
-			// Too long or too slow for this Loki: split like any piece, learn nothing.
+			// Too many keys, too long or too slow for this Loki: split like any piece.
 			g.Go(func() error { return r.runPiece(ctx, g, p) })
+			if kind == limitSeries {
+				// More keys than the limit in at most lines[ns] lines of q.
+				usable++
+				keysPerLine = max(keysPerLine, float64(r.o.MaxSeries)/float64(lines[ns]))
+			}
 			continue
 		}
 		if err != nil {
@@ -536,44 +557,56 @@ func (r *run) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
 	if err == nil {
 		return nil
 	}
-	kind, n := classify(err)
-	var parts []piece
-	switch kind {
-	case limitSeries:
-		parts, err = r.splitShard(ctx, p)
-		if err != nil {
-			return err
-		}
-		if parts == nil {
-			parts = r.splitTime(p, 2)
-		}
-		if parts == nil {
-			return fmt.Errorf("piece %s still exceeds max_query_series (%d) when split down to %s by time and to one owner: raise max_query_series on this Loki: %w", p, n, r.o.MinPiece, err)
-		}
-	case limitLength:
-		k := 2
-		if n > 0 {
-			k = int(math.Ceil(float64(p.to.Sub(p.from)) / float64(n)))
-		}
-		parts = r.splitTime(p, max(k, 2))
-		if parts == nil {
-			return fmt.Errorf("piece %s: cannot split below %s to meet max_query_length: %w", p, r.o.MinPiece, err)
-		}
-	case limitTimeout, limitBytes:
-		parts = r.splitTime(p, 2)
-		if parts == nil {
-			parts, _ = r.splitShard(ctx, p)
-		}
-		if parts == nil {
-			return fmt.Errorf("piece %s still too large for this Loki when split down to %s: %w", p, r.o.MinPiece, err)
-		}
-	default:
+	parts, err := r.partsOnLimit(ctx, p, err)
+	if err != nil {
 		return err
 	}
 	for _, q := range parts {
 		g.Go(func() error { return r.runPiece(ctx, g, q) })
 	}
 	return nil
+}
+
+// partsOnLimit cuts a piece Loki refused with err: by stream label values, then by time,
+// for too many series; by time for a range too long, and for a timeout or too many bytes
+// (then by label values). It returns err itself when err names no limit, and an error
+// naming the limit when the piece cannot be cut further.
+func (r *run) partsOnLimit(ctx context.Context, p piece, err error) ([]piece, error) {
+	kind, n := classify(err)
+	switch kind {
+	case limitSeries:
+		parts, lerr := r.splitShard(ctx, p)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if parts == nil {
+			parts = r.splitTime(p, 2)
+		}
+		if parts == nil {
+			return nil, fmt.Errorf("piece %s still exceeds max_query_series (%d) when split down to %s by time and to one owner: raise max_query_series on this Loki: %w", p, n, r.o.MinPiece, err)
+		}
+		return parts, nil
+	case limitLength:
+		k := 2
+		if n > 0 {
+			k = int(math.Ceil(float64(p.to.Sub(p.from)) / float64(n)))
+		}
+		if parts := r.splitTime(p, max(k, 2)); parts != nil {
+			return parts, nil
+		}
+		return nil, fmt.Errorf("piece %s: cannot split below %s to meet max_query_length: %w", p, r.o.MinPiece, err)
+	case limitTimeout, limitBytes:
+		parts := r.splitTime(p, 2)
+		if parts == nil {
+			parts, _ = r.splitShard(ctx, p)
+		}
+		if parts == nil {
+			return nil, fmt.Errorf("piece %s still too large for this Loki when split down to %s: %w", p, r.o.MinPiece, err)
+		}
+		return parts, nil
+	default:
+		return nil, err
+	}
 }
 
 // merge folds the answers of a piece into the running aggregates: labels are the

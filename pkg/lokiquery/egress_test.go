@@ -398,3 +398,72 @@ func mustQueries(t *testing.T) []aggQuery {
 	}
 	return qs
 }
+
+// Where every namespace has more egress lines than max_query_series but repeats its keys
+// (each flow below recurs sixty times over the hour; the namespaces that would still have
+// fewer lines are left out), the pilots are the smallest of them, and the plan packs
+// several namespaces into each shard, within the limit. A plan that took pilots only among
+// namespaces under the limit gave each namespace a shard of its own.
+func TestCountsOnlyPacksNamespacesOverTheLimit(t *testing.T) {
+	limits := lokitest.LokiStackLimits
+	limits.MaxQuerySeries = 150
+	s := lokitest.Start(t, limits)
+	from, to := window()
+	const repeats = 60
+	step := to.Sub(from) / repeats
+	base := lokitest.Generate(lokitest.GenConfig{Records: 2000, From: from, To: from.Add(step), Seed: 7, OldFormat: 0.2})
+	lines := map[string]int{}
+	for _, g := range base {
+		if g.Egress {
+			lines[g.Truth.SrcNamespace] += repeats
+		}
+	}
+	var gs []lokitest.Generated
+	for i := range repeats {
+		for _, g := range base {
+			if ns := g.Truth.SrcNamespace; ns != "" && lines[ns] <= 2*limits.MaxQuerySeries {
+				continue
+			}
+			g.Time = g.Time.Add(time.Duration(i) * step)
+			gs = append(gs, g)
+		}
+	}
+	pushed(t, s, gs)
+	var refused, namespaced atomic.Int32
+	c, err := New(Config{URL: s.URL, Tenant: s.Tenant, Trace: func(path, q string, _ time.Duration, err error) {
+		if strings.HasSuffix(path, "/query") && strings.Contains(q, "SrcK8S_Namespace=~") {
+			namespaced.Add(1)
+			if kind, _ := classify(err); kind == limitSeries {
+				refused.Add(1)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perNS, err := c.countBy(context.Background(), EgressPipeline(nil), from, to, time.Minute, "SrcK8S_Namespace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	over := 0
+	for ns, n := range perNS {
+		switch {
+		case ns == "":
+		case n > int64(limits.MaxQuerySeries):
+			over++
+		default:
+			t.Fatalf("namespace %s has %d egress lines, not over the limit (%d): the test is built on none", ns, n, limits.MaxQuerySeries)
+		}
+	}
+	res, err := c.Egress(context.Background(), Options{From: from, To: to, CountsOnly: true, MaxSeries: limits.MaxQuerySeries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := countsOnly(expected(gs, flow.PortPolicy{}, from, to))
+	sortRecords(want)
+	diffRecords(t, res.Records, want)
+	t.Logf("%d namespaces, %d of them over %d lines: %d namespace queries, %d refused", len(perNS), over, limits.MaxQuerySeries, namespaced.Load(), refused.Load())
+	if over < 15 || int(namespaced.Load()) > over/2 || refused.Load() > 0 {
+		t.Fatalf("%d namespaces over the limit took %d namespace queries, %d refused by max_query_series: want at least 15 such namespaces packed two or more to a query, none refused", over, namespaced.Load(), refused.Load())
+	}
+}

@@ -65,6 +65,27 @@ func TestQueryTimeoutFailsClearly(t *testing.T) {
 	}
 }
 
+// A piece that still has too many keys when cut to one owner and to MinPiece fails the
+// pull, naming the limit and what to raise, and keeps Loki's answer as its cause.
+func TestSeriesLimitUnsplittableFailsClearly(t *testing.T) {
+	s, _, from, to := small(t, lokitest.Limits{MaxEntriesLimitPerQuery: 5000, MaxQuerySeries: 2}, 6)
+	c := newClient(t, s)
+	o := Options{From: from, To: to, MinPiece: 30 * time.Minute, CountsOnly: true}
+	_, eerr := c.Egress(context.Background(), o)
+	_, derr := c.DNSQueries(context.Background(), o)
+	for name, err := range map[string]error{"egress": eerr, "DNS": derr} {
+		var le *LokiError
+		switch {
+		case err == nil:
+			t.Fatalf("%s: a piece over max_query_series that no cut brings under it must fail", name)
+		case !strings.Contains(err.Error(), "raise max_query_series") || strings.Contains(err.Error(), "%!"):
+			t.Fatalf("%s: the error must say which limit to raise: %v", name, err)
+		case !errors.As(err, &le) || !strings.Contains(le.Body, "maximum number of series"):
+			t.Fatalf("%s: the error must wrap Loki's answer: %v", name, err)
+		}
+	}
+}
+
 func TestLokiKilledMidQuery(t *testing.T) {
 	s, _, from, to := small(t, lokitest.Limits{}, 4)
 	var once sync.Once
