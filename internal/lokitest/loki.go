@@ -37,13 +37,17 @@ type Limits struct {
 	MaxQuerySeries          int           // limits_config.max_query_series
 	MaxQueryLength          time.Duration // limits_config.max_query_length (0: Loki's default)
 	QueryTimeout            time.Duration // limits_config.query_timeout (0: Loki's default)
+	// SplitQueriesByInterval is the time the query frontend cuts a query into, computing
+	// the parts side by side (0: Loki's default, 1h).
+	SplitQueriesByInterval time.Duration
 	// MaxOutstandingPerTenant bounds the query scheduler queue, so a test can provoke
 	// "too many outstanding requests" (0: Loki's default).
 	MaxOutstandingPerTenant int
 }
 
-// LokiStackLimits are the query limits a LokiStack has by default.
-var LokiStackLimits = Limits{MaxEntriesLimitPerQuery: 5000, MaxQuerySeries: 500}
+// LokiStackLimits are the query limits a LokiStack has by default, and the interval its
+// query frontend splits queries at.
+var LokiStackLimits = Limits{MaxEntriesLimitPerQuery: 5000, MaxQuerySeries: 500, SplitQueriesByInterval: 30 * time.Minute}
 
 // Server is one running Loki process.
 type Server struct {
@@ -185,6 +189,9 @@ limits_config:
 {{- end}}
 {{- if .Limits.QueryTimeout}}
   query_timeout: {{.Limits.QueryTimeout}}
+{{- end}}
+{{- if .Limits.SplitQueriesByInterval}}
+  split_queries_by_interval: {{.Limits.SplitQueriesByInterval}}
 {{- end}}
 # The frontend and queriers find the scheduler directly rather than through its ring,
 # which takes ~10 s to settle at startup.
