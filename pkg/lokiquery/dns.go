@@ -145,25 +145,22 @@ func (d *dnsRun) metric(p piece) Metric {
 	return Metric{Pipeline: d.base.With(p.shard.matchers(), nil), Agg: AggCount, Range: p.to.Sub(p.from), By: dnsKeyLabels}
 }
 
-// runPiece counts the DNS queries of a piece per key; on a limit it splits the piece (by
-// stream label values, then by time) and queues the parts in g.
+// runPiece counts the DNS queries of a piece per key, cut further as Loki requires.
 func (d *dnsRun) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
+	return d.runCut(ctx, g, p, d.query)
+}
+
+// query counts the DNS queries of a piece per key and merges them.
+func (d *dnsRun) query(ctx context.Context, p piece) error {
 	m := d.metric(p)
 	if err := m.Validate(); err != nil {
 		return err
 	}
 	v, err := d.c.instant(ctx, m.String(), p.to.Add(-time.Nanosecond))
-	if err == nil {
-		return d.merge(p, v)
-	}
-	parts, err := d.partsOnLimit(ctx, p, err)
 	if err != nil {
 		return err
 	}
-	for _, q := range parts {
-		g.Go(func() error { return d.runPiece(ctx, g, q) })
-	}
-	return nil
+	return d.merge(p, v)
 }
 
 // merge adds a piece's counts to the running aggregates.

@@ -550,10 +550,18 @@ func (r *run) queryPiece(ctx context.Context, p piece) (keys int, lines int64, e
 	return len(vals[mCount]), lines, nil
 }
 
-// runPiece queries a piece; when Loki answers with a limit it splits the piece (by stream
-// label values, then by time) and queues the parts in g.
+// runPiece queries a piece of the aggregate queries, cut further as Loki requires.
 func (r *run) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
-	_, _, err := r.queryPiece(ctx, p)
+	return r.runCut(ctx, g, p, func(ctx context.Context, p piece) error {
+		_, _, err := r.queryPiece(ctx, p)
+		return err
+	})
+}
+
+// runCut runs query on a piece; when Loki answers with a limit it cuts the piece
+// (partsOnLimit) and queues the parts in g, each run the same way.
+func (r *run) runCut(ctx context.Context, g *errgroup.Group, p piece, query func(context.Context, piece) error) error {
+	err := query(ctx, p)
 	if err == nil {
 		return nil
 	}
@@ -562,7 +570,7 @@ func (r *run) runPiece(ctx context.Context, g *errgroup.Group, p piece) error {
 		return err
 	}
 	for _, q := range parts {
-		g.Go(func() error { return r.runPiece(ctx, g, q) })
+		g.Go(func() error { return r.runCut(ctx, g, q, query) })
 	}
 	return nil
 }
