@@ -168,10 +168,16 @@ schema_config:
         period: 24h
 ingester_client:
   remote_timeout: 60s
+# Chunks as LokiStack's ingesters cut them (loki-operator's config template): snappy blocks
+# of 256 KiB, 2 MiB chunks. With Loki's own default, gzip, the scan floor over 1M records
+# took Loki 15 % more CPU, so the figures would not be LokiStack's.
 ingester:
   lifecycler:
     min_ready_duration: 0s
     final_sleep: 0s
+  chunk_encoding: snappy
+  chunk_block_size: 262144
+  chunk_target_size: 2097152
   chunk_idle_period: 1h
   max_chunk_age: 2h
 limits_config:

@@ -143,6 +143,9 @@ schema_config:
   lifecycler:
     min_ready_duration: 0s
     final_sleep: 0s
+  # Snappy, as LokiStack's ingesters: with Loki's default, gzip, a count over 1M flow
+  # records took Loki 15 %% more CPU.
+  chunk_encoding: snappy
 # The frontend and queriers find the scheduler directly rather than through its ring, which
 # takes about 10 s to settle at startup.
 query_scheduler:
