@@ -49,6 +49,7 @@ func (c *Client) WaitIngested(ctx context.Context, end time.Time, b Barrier) err
 		}
 		want = agents
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, b.Timeout)
 	defer cancel()
 	var missing []string
@@ -72,6 +73,10 @@ func (c *Client) WaitIngested(ctx context.Context, end time.Time, b Barrier) err
 		}
 		select {
 		case <-ctx.Done():
+			if err := parent.Err(); err != nil {
+				// The caller's cancellation or deadline, not the barrier's timeout.
+				return fmt.Errorf("ingestion barrier: %w", err)
+			}
 			what := "no record stamped at or after the window end"
 			if b.Canary != "" {
 				what = "the canary " + b.Canary + " has not appeared"

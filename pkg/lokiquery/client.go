@@ -79,14 +79,30 @@ type Client struct {
 	requests int
 }
 
-// New checks the configuration and builds a client. It does not contact Loki.
-func New(cfg Config) (*Client, error) {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("loki URL %q must be http(s)://host[:port][/prefix]", cfg.URL)
+// ParseURL checks a Loki base URL. Its errors never repeat a password the URL carries.
+func ParseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error quotes the whole URL, password included: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("not a URL (%w); fix: give http(s)://host[:port][/prefix]", err)
 	}
 	if u.User != nil {
-		return nil, fmt.Errorf("loki URL must not carry credentials; use a token file")
+		return nil, fmt.Errorf("%s carries credentials; fix: drop user:password@ and send a bearer token from a file", u.Redacted())
+	}
+	if u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("%q must be http(s)://host[:port][/prefix]", raw)
+	}
+	return u, nil
+}
+
+// New checks the configuration and builds a client. It does not contact Loki.
+func New(cfg Config) (*Client, error) {
+	if _, err := ParseURL(cfg.URL); err != nil {
+		return nil, fmt.Errorf("loki URL: %w", err)
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 2 * time.Minute
@@ -153,6 +169,18 @@ type callTransport struct {
 	c   *Client
 	ctx context.Context
 	err error
+	// body is the answer logcli decodes, and req its request: a connection that breaks
+	// in the middle of it is a transport error (retried), not a decoding one.
+	body *bodyReader
+	req  *http.Request
+}
+
+// bodyErr is the transport error of the answer logcli read, if its body broke.
+func (t *callTransport) bodyErr() error {
+	if t.body == nil || t.body.err == nil {
+		return nil
+	}
+	return &url.Error{Op: t.req.Method, URL: redactURL(t.req.URL), Err: t.body.err}
 }
 
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -204,6 +232,11 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return emptyOK(req), nil
 		}
+		t.body, t.req = &bodyReader{r: resp.Body}, req
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{t.body, resp.Body}
 		return resp, nil
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8192))
@@ -281,6 +314,12 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// callerDone is an error of a request whose caller's context ended: the caller's deadline
+// or cancellation, not a query too slow for Loki, so nothing is split and retried for it.
+type callerDone struct{ error }
+
+func (e callerDone) Unwrap() error { return e.error }
+
 type permanentError struct{ error }
 
 func (e permanentError) Unwrap() error { return e.error }
@@ -289,7 +328,12 @@ func permanent(err error) error { return permanentError{err} }
 
 // do runs fn with a logcli client bound to ctx, bounded by the concurrency limit and the
 // request timeout, retrying transient failures with exponential backoff.
-func (c *Client) do(ctx context.Context, fn func(lc *logcli.DefaultClient) error) error {
+func (c *Client) do(ctx context.Context, fn func(lc *logcli.DefaultClient) error) (err error) {
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = callerDone{err}
+		}
+	}()
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -303,7 +347,9 @@ func (c *Client) do(ctx context.Context, fn func(lc *logcli.DefaultClient) error
 	}
 	backoff := wait.Backoff{Duration: c.cfg.Backoff, Factor: 2, Jitter: 0.2, Steps: steps, Cap: 30 * time.Second}
 	var last error
-	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+	attempts, permanentStop := 0, false
+	err = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+		attempts++
 		last = c.once(ctx, fn)
 		switch {
 		case last == nil:
@@ -313,17 +359,21 @@ func (c *Client) do(ctx context.Context, fn func(lc *logcli.DefaultClient) error
 		case Transient(last):
 			return false, nil
 		default:
+			permanentStop = true
 			return false, last
 		}
 	})
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if wait.Interrupted(err) && last != nil {
+	case permanentStop:
+		// Not worth retrying: as it came, whatever it wraps (a request timeout included).
+		return last
+	case wait.Interrupted(err) && last != nil:
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w (last answer: %v)", ctx.Err(), last)
 		}
-		return fmt.Errorf("giving up after %d attempts: %w", steps, last)
+		return fmt.Errorf("giving up after %d attempts: %w", attempts, last)
 	}
 	return err
 }
@@ -344,6 +394,9 @@ func (c *Client) once(ctx context.Context, fn func(lc *logcli.DefaultClient) err
 	err := fn(lc)
 	if ct.err != nil {
 		return ct.err
+	}
+	if berr := ct.bodyErr(); berr != nil {
+		return berr
 	}
 	if err != nil {
 		return fmt.Errorf("decoding Loki's answer: %w", err)
@@ -406,6 +459,9 @@ var (
 
 // classify recognises Loki's limit answers; n is the limit when the answer names it.
 func classify(err error) (limitKind, int64) {
+	if errors.As(err, new(callerDone)) {
+		return noLimit, 0
+	}
 	var le *LokiError
 	if !errors.As(err, &le) {
 		if errors.Is(err, context.DeadlineExceeded) {

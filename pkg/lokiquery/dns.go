@@ -105,13 +105,18 @@ func (c *Client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, erro
 		return nil
 	})
 	g.Go(func() error {
+		// A shard per source namespace and per node, as the raw egress read: the number
+		// of DNS keys a namespace holds is not known before its query. Where Loki refuses
+		// the listing (max_query_length), one piece, which its limits then cut.
+		shards := []shard{{dim: -1}}
 		streams, err := d.shardStreams(gctx)
-		if err != nil {
+		switch kind, _ := classify(err); {
+		case err == nil:
+			shards = rawShards(streams)
+		case kind == noLimit:
 			return err
 		}
-		// A shard per source namespace and per node, as the raw egress read: the number
-		// of DNS keys a namespace holds is not known before its query.
-		for _, sh := range rawShards(streams) {
+		for _, sh := range shards {
 			p := piece{shard: sh, from: o.From, to: o.To}
 			g.Go(func() error { return d.runPiece(gctx, g, p) })
 		}

@@ -91,31 +91,45 @@ func TestDNSQueriesExact(t *testing.T) {
 // TestDNSQueriesShardsOnMaxSeries runs against a Loki whose max_query_series is far below
 // the number of DNS keys: the query must shard (by namespace, then owner) and still add up.
 func TestDNSQueriesShardsOnMaxSeries(t *testing.T) {
-	s := lokitest.Start(t, lokitest.Limits{MaxEntriesLimitPerQuery: 5000, MaxQuerySeries: 15})
-	from, to := window()
-	gs := lokitest.Generate(lokitest.GenConfig{Records: 4000, From: from, To: to, Seed: 3, Namespaces: 12})
-	pushed(t, s, gs)
-	c := newClient(t, s)
-	dns, err := c.DNSQueries(context.Background(), Options{From: from, To: to, MaxSeries: 15})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(dns) <= 15 {
-		t.Fatalf("%d DNS aggregates: the capture must exceed max_query_series", len(dns))
-	}
-	egress, err := c.Egress(context.Background(), Options{From: from, To: to, CountsOnly: true, MaxSeries: 15})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkDNSEvidence(t, dns, egress.Records, inWindow(gs, from, to), from, to)
+	gs, from, to := dnsExactUnder(t, lokitest.Limits{MaxEntriesLimitPerQuery: 5000, MaxQuerySeries: 15})
 
 	// One key per series allowed cannot be met: fail, naming the limit, never a partial list.
 	s1 := lokitest.Start(t, lokitest.Limits{MaxEntriesLimitPerQuery: 5000, MaxQuerySeries: 1})
 	pushed(t, s1, gs)
-	_, err = newClient(t, s1).DNSQueries(context.Background(), Options{From: from, To: to, MinPiece: time.Hour})
+	_, err := newClient(t, s1).DNSQueries(context.Background(), Options{From: from, To: to, MinPiece: time.Hour})
 	if err == nil || !strings.Contains(err.Error(), "max_query_series") || !strings.HasPrefix(err.Error(), "DNS queries: ") {
 		t.Fatalf("want a max_query_series failure, got %v", err)
 	}
+}
+
+// Where Loki refuses to list a window longer than max_query_length, the DNS pass still
+// splits its way to an exact answer, as Egress does.
+func TestDNSQueriesUnderQueryLength(t *testing.T) {
+	dnsExactUnder(t, lokitest.Limits{MaxEntriesLimitPerQuery: 5000, MaxQuerySeries: 15, MaxQueryLength: 25 * time.Minute})
+}
+
+// dnsExactUnder pulls the DNS evidence of a capture with more keys than limits allow in one
+// query, from a Loki with those limits, and checks it against the capture.
+func dnsExactUnder(t *testing.T, limits lokitest.Limits) ([]lokitest.Generated, time.Time, time.Time) {
+	t.Helper()
+	s := lokitest.Start(t, limits)
+	from, to := window()
+	gs := lokitest.Generate(lokitest.GenConfig{Records: 4000, From: from, To: to, Seed: 3, Namespaces: 12})
+	pushed(t, s, gs)
+	c := newClient(t, s)
+	dns, err := c.DNSQueries(context.Background(), Options{From: from, To: to, MaxSeries: limits.MaxQuerySeries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dns) <= limits.MaxQuerySeries {
+		t.Fatalf("%d DNS aggregates: the capture must exceed max_query_series", len(dns))
+	}
+	egress, err := c.Egress(context.Background(), Options{From: from, To: to, CountsOnly: true, MaxSeries: limits.MaxQuerySeries})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDNSEvidence(t, dns, egress.Records, inWindow(gs, from, to), from, to)
+	return gs, from, to
 }
 
 func TestDNSQueriesFailsClosed(t *testing.T) {

@@ -120,6 +120,42 @@ func TestContextCancelled(t *testing.T) {
 	}
 }
 
+// The ingestion barrier gives the caller's cancellation back as it is, not as its own
+// timeout.
+func TestBarrierKeepsTheCallersCancel(t *testing.T) {
+	s, _, from, to := sharedLoki(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := newClient(t, s).Egress(ctx, Options{From: from, To: to,
+		Barrier: Barrier{Timeout: 10 * time.Minute, Canary: `{app="netobserv-flowcollector"} |= "10.0.0.99"`}})
+	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "after 10m0s") {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+}
+
+// The caller's deadline is not a query too slow for Loki: nothing is split for it.
+func TestCallersDeadlineNotSplit(t *testing.T) {
+	s, _, from, to := sharedLoki(t)
+	c := newClient(t, s)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err := c.Egress(ctx, Options{From: from, To: to, MinPiece: time.Second})
+	if !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "split") {
+		t.Fatalf("want the caller's deadline as it is, got %v", err)
+	}
+}
+
+// A request that is not retried does not say it was tried six times.
+func TestRequestTimeoutNotRetried(t *testing.T) {
+	s, _, from, to := sharedLoki(t)
+	c := newClient(t, s)
+	c.cfg.RequestTimeout = time.Microsecond
+	_, err := c.LabelValues(context.Background(), "SrcK8S_Namespace", from, to)
+	if !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "attempts") || c.Requests() != 1 {
+		t.Fatalf("%d requests, error %v; want one request and its deadline", c.Requests(), err)
+	}
+}
+
 func TestWrongTenant(t *testing.T) {
 	s, _, from, to := sharedLoki(t)
 	c, err := New(Config{URL: s.URL, Tenant: "not-netobserv"})
@@ -162,6 +198,21 @@ func gateway(t *testing.T, s *lokitest.Server, token string) *httptest.Server {
 	}))
 	t.Cleanup(gw.Close)
 	return gw
+}
+
+// A URL New refuses is never echoed with its password.
+func TestNewRefusesURLsWithoutTheirPassword(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://admin:s3cretpw@loki.example.test":     "carries credentials",
+		"ftp://admin:s3cretpw@loki.example.test":       "carries credentials",
+		"https://admin:s3cretpw@loki.example.test/%zz": "not a URL",
+		"loki:3100": "must be http(s)://",
+	} {
+		_, err := New(Config{URL: raw})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cretpw") {
+			t.Errorf("%s: %v, want an error with %q and no password", raw, err, want)
+		}
+	}
 }
 
 func TestGatewayTokenAndTLS(t *testing.T) {

@@ -114,17 +114,19 @@ func TestReadStreamsRejects(t *testing.T) {
 	}
 }
 
-// breakOnce cuts the body of the first log answer it sees half-way, as a connection reset
-// would.
+// breakOnce cuts the body of the first log answer it sees half-way (of the first metric
+// answer with metric), as a connection reset would.
 type breakOnce struct {
-	next http.RoundTripper
-	done atomic.Bool
+	next   http.RoundTripper
+	metric bool
+	done   atomic.Bool
 }
 
 func (b *breakOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := b.next.RoundTrip(req)
-	// A log query (a metric query starts with its aggregation).
-	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(req.URL.Query().Get("query"), "{") || b.done.Load() {
+	// A log query starts with its selector, a metric query with its aggregation.
+	q := req.URL.Query().Get("query")
+	if err != nil || resp.StatusCode != http.StatusOK || q == "" || strings.HasPrefix(q, "{") == b.metric || b.done.Load() {
 		return resp, err
 	}
 	body, err := io.ReadAll(resp.Body)
@@ -133,7 +135,7 @@ func (b *breakOnce) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
-	if len(body) > 1000 && b.done.CompareAndSwap(false, true) {
+	if len(body) > 100 && b.done.CompareAndSwap(false, true) {
 		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body[:len(body)/2]), errReader{io.ErrUnexpectedEOF}))
 	}
 	return resp, nil
@@ -158,6 +160,21 @@ func TestBrokenAnswerRetriedWhole(t *testing.T) {
 		t.Fatal("no answer was cut")
 	}
 	diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+
+	// So is one of the metric answers, which logcli decodes.
+	c = newClient(t, s)
+	cut = &breakOnce{next: c.transport, metric: true}
+	c.transport = cut
+	res, err = c.Egress(context.Background(), Options{From: from, To: to, CountsOnly: true})
+	if err != nil {
+		t.Fatalf("a metric answer broken once: %v", err)
+	}
+	if !cut.done.Load() {
+		t.Fatal("no metric answer was cut")
+	}
+	want := countsOnly(expected(gs, flow.PortPolicy{}, from, to))
+	sortRecords(want)
+	diffRecords(t, res.Records, want)
 
 	// Without retries, the break is the error.
 	c = newClient(t, s)
