@@ -145,13 +145,67 @@ func TestCollectFlagErrors(t *testing.T) {
 		{[]string{"--loki-url", "http://127.0.0.1:1", "--since", "1h", "--ca-file", tok}, "apply to https"},
 		{[]string{"--loki-url", "https://127.0.0.1:1", "--since", "1h", "--ca-file", tok}, "no PEM certificate"},
 		{[]string{"--loki-url", "ftp://x", "--since", "1h"}, "must be http"},
+		// A password in the URL is refused, and never repeated.
+		{[]string{"--loki-url", "http://admin:s3cretpw@127.0.0.1:1", "--since", "1h", "--token-file", tok}, "carries credentials"},
+		{[]string{"--loki-url", "ftp://admin:s3cretpw@127.0.0.1:1", "--since", "1h"}, "carries credentials"},
+		{[]string{"--loki-url", "https://admin:s3cretpw@127.0.0.1:1/%zz", "--since", "1h"}, "not a URL"},
+		{[]string{"--loki-url", "https://127.0.0.1:1", "--since", "1h", "--token-file", "/nonexistent/token"}, "fix: pass a file that holds the token"},
+		{[]string{"--loki-url", "http://127.0.0.1:1", "--since", "1h", "--ingest-wait", "-1s"}, "--ingest-wait -1s: fix"},
+		{[]string{"--loki-url", "http://127.0.0.1:1", "--since", "1h", "--loki-timeout", "0s"}, "--loki-timeout 0s: fix"},
+		{[]string{"--loki-url", "http://127.0.0.1:1", "--since", "1h", "--loki-concurrency", "0"}, "--loki-concurrency 0: fix"},
 	} {
 		_, errOut, code := run(t, append([]string{"matrix", "collect"}, c.args...)...)
 		if code != 2 || !strings.Contains(errOut, c.want) {
 			t.Errorf("%v: exit %d, want 2 with %q in:\n%s", c.args, code, c.want, errOut)
 		}
-		if strings.Contains(errOut, "sha256~secret") {
-			t.Errorf("%v: the token leaked into the error", c.args)
+		if strings.Contains(errOut, "sha256~secret") || strings.Contains(errOut, "s3cretpw") {
+			t.Errorf("%v: a secret leaked into the error:\n%s", c.args, errOut)
+		}
+	}
+}
+
+// Loki flags given with another source of flows would be ignored: they are refused.
+func TestLokiFlagsWithoutLokiURL(t *testing.T) {
+	_, errOut, code := run(t, append([]string{"matrix", "diff", "--version", "4.21", "--flows", filepath.Join("testdata", "flows.jsonl"),
+		"--since", "1h", "--raw"}, naming...)...)
+	if code != 2 || !strings.Contains(errOut, "--raw, --since apply to --loki-url, but the flows come from --flows") {
+		t.Fatalf("exit %d, want 2 naming the ignored flags:\n%s", code, errOut)
+	}
+}
+
+// A window where Loki holds flows but none is egress cannot prove anything without a
+// canary: the DNS evidence must not make it look recorded.
+func TestCollectNoEgressFails(t *testing.T) {
+	s := lokitest.Start(t, lokitest.LokiStackLimits)
+	to := time.Now().Add(-time.Hour).Truncate(time.Second)
+	from := to.Add(-30 * time.Minute)
+	var internal []lokitest.Generated
+	dns := 0
+	for _, g := range lokitest.Generate(lokitest.GenConfig{Records: 3000, From: from, To: to, Seed: 11}) {
+		r := g.Truth
+		if r.DstType != "" || r.DstSubnetLabel == "Pods" || r.DstSubnetLabel == "Services" || r.DstSubnetLabel == "Machines" {
+			internal = append(internal, g)
+			if r.DNSName != "" {
+				dns++
+			}
+		}
+	}
+	if dns == 0 {
+		t.Fatal("the generated in-cluster records hold no DNS query")
+	}
+	if err := s.Push(context.Background(), lokitest.Entries(internal)); err != nil {
+		t.Fatal(err)
+	}
+	window := []string{"--loki-url", s.URL, "--tenant", s.Tenant,
+		"--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339), "--ingest-wait", "0"}
+	for _, cmd := range [][]string{
+		{"matrix", "collect"},
+		{"matrix", "collect", "--dns=false"},
+		{"matrix", "diff", "--version", "4.21"},
+	} {
+		out, errOut, code := run(t, append(cmd, window...)...)
+		if code != 2 || !strings.Contains(errOut, "empty window: no egress flow record in") || strings.Contains(out, "PASS") {
+			t.Errorf("%v: exit %d, want 2 with the empty window named:\n%s\n%s", cmd, code, lastLine(out), errOut)
 		}
 	}
 }

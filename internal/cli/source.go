@@ -102,6 +102,12 @@ type matrixSource interface {
 	load(ctx context.Context, opts matrix.Options) (*matrix.Matrix, error)
 }
 
+// withOptions is a matrixSource with flags of its own beside the one that chooses it: given
+// while another source is chosen, they would be ignored without a word.
+type withOptions interface {
+	optionsGiven(fs *pflag.FlagSet) []string
+}
+
 // extraSources are the matrix sources other files of the package register (in init).
 var extraSources []func() matrixSource
 
@@ -138,6 +144,13 @@ func pickSource(fs *pflag.FlagSet, sources []matrixSource, naming *namingFlags) 
 			names = append(names, s.flags())
 		}
 		return nil, fmt.Errorf("%s given together; fix: pass only one source of observed flows", strings.Join(names, " and "))
+	}
+	for _, s := range sources {
+		if o, ok := s.(withOptions); ok && s != set[0] {
+			if c := o.optionsGiven(fs); len(c) > 0 {
+				return nil, fmt.Errorf("%s apply to %s, but the flows come from %s; fix: drop them, or read the flows with %s", strings.Join(c, ", "), s.flags(), set[0].flags(), s.flags())
+			}
+		}
 	}
 	if c := naming.changed(); len(c) > 0 && !set[0].usesNaming() {
 		return nil, fmt.Errorf("%s apply when building a matrix from flow records, not to %s; fix: drop them (the matrix file is already built)", strings.Join(c, ", "), set[0].flags())
