@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -107,14 +108,22 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		c.KeepInstall = b
 	}
 	if v := getenv("EGRESS_LOKI_URL"); v != "" {
-		if !strings.HasPrefix(v, "http://") && !strings.HasPrefix(v, "https://") {
-			bad("EGRESS_LOKI_URL", v, "an http:// or https:// URL")
-		}
 		c.ExistingLoki = &ExistingLoki{
 			URL:       strings.TrimRight(v, "/"),
 			Tenant:    valueOr(getenv("EGRESS_LOKI_TENANT"), "netobserv"),
 			TokenFile: getenv("EGRESS_LOKI_TOKEN_FILE"),
 			CAFile:    getenv("EGRESS_LOKI_CA_FILE"),
+		}
+		// The URL is printed and written to install.json: never with a password in it.
+		switch u, err := url.Parse(v); {
+		case err != nil, u.Host == "", u.Scheme != "http" && u.Scheme != "https":
+			errs = append(errs, "EGRESS_LOKI_URL: want an http:// or https:// URL")
+		case u.User != nil:
+			errs = append(errs, fmt.Sprintf("EGRESS_LOKI_URL=%q: want a URL without user:password@; pass a bearer token with EGRESS_LOKI_TOKEN_FILE", u.Redacted()))
+		case u.Scheme == "http" && c.ExistingLoki.TokenFile != "":
+			errs = append(errs, "EGRESS_LOKI_TOKEN_FILE with an http:// EGRESS_LOKI_URL: the bearer token would cross the network in clear text; give the https:// URL")
+		case u.Scheme == "http" && c.ExistingLoki.CAFile != "":
+			errs = append(errs, "EGRESS_LOKI_CA_FILE with an http:// EGRESS_LOKI_URL: there is no certificate to verify; give the https:// URL, or drop the CA file")
 		}
 	}
 	if v := getenv("EGRESS_LOKI_OBJECT_STORAGE_SECRET"); v != "" {

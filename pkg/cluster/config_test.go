@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +61,33 @@ func TestFromEnvRejectsEveryBadValue(t *testing.T) {
 	for _, name := range []string{"EGRESS_WINDOW_START", "EGRESS_KEEP_INSTALL", "EGRESS_INSTALL_TIMEOUT", "EGRESS_LOKI_URL", "EGRESS_LOKI_OBJECT_STORAGE_TYPE", "EGRESS_CANARY_PORT", "EGRESS_RESOLVE_INTERVAL"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
+		}
+	}
+}
+
+// The Loki URL is printed and written to install.json, and a token must not cross the
+// network in clear text.
+func TestFromEnvLokiURLSafety(t *testing.T) {
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("sha256~secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"EGRESS_LOKI_URL": "https://admin:s3cretpw@loki.example.test"}, "without user:password@"},
+		{map[string]string{"EGRESS_LOKI_URL": "http://loki.example.test:3100", "EGRESS_LOKI_TOKEN_FILE": tok}, "clear text"},
+		{map[string]string{"EGRESS_LOKI_URL": "http://loki.example.test:3100", "EGRESS_LOKI_CA_FILE": tok}, "no certificate to verify"},
+		{map[string]string{"EGRESS_LOKI_URL": "https://admin:s3cretpw@loki.example.test/%zz"}, "EGRESS_LOKI_URL: want an http:// or https:// URL"},
+	} {
+		_, err := FromEnv(env(tc.env))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got %v, want an error with %q", tc.env, err, tc.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cretpw") || strings.Contains(err.Error(), "sha256~secret") {
+			t.Errorf("%v: a secret is in the error: %v", tc.env, err)
 		}
 	}
 }

@@ -18,12 +18,16 @@
 //
 //	Loki store, first match wins:
 //	EGRESS_LOKI_URL                an existing Loki the test process reaches directly (e.g. a
-//	                               Route); a FlowCollector must already write into it.
+//	                               Route); a FlowCollector must already write into it. No
+//	                               user:password@ in it: it is printed and kept in artifacts.
 //	  EGRESS_LOKI_TENANT           its tenant (X-Scope-OrgID), default "netobserv".
-//	  EGRESS_LOKI_TOKEN_FILE       a file holding the bearer token to send, if any.
+//	  EGRESS_LOKI_TOKEN_FILE       a file holding the bearer token to send, if any (https only).
 //	  EGRESS_LOKI_CA_FILE          PEM CA bundle for its TLS certificate, if not a public CA.
-//	(an existing FlowCollector)    its Loki is used: LokiStack or Monolithic, reached through a
-//	                               port-forward.
+//	(an existing FlowCollector)    its Loki is used: LokiStack or plain-http Monolithic, reached
+//	                               through a port-forward (any other, through EGRESS_LOKI_URL).
+//	                               It must sample 1:1 and drop no flow before Loki: no agent
+//	                               flowFilter, no processor filter for Loki, logTypes Flows or
+//	                               All, no slices AllowList.
 //	EGRESS_LOKI_OBJECT_STORAGE_SECRET
 //	                               [namespace/]name of an object-storage secret: install the
 //	                               Loki Operator and a LokiStack using it.

@@ -72,7 +72,9 @@ type Collector struct {
 	Sampling  int64
 	Features  []string
 	Namespace string
-	Store     *LokiStore // nil for mode Manual: the Loki must be given (EGRESS_LOKI_URL)
+	Store     *LokiStore // nil when the suite cannot reach the Loki itself: see Unreachable
+	// Unreachable says why Store is nil: the Loki must then be given (EGRESS_LOKI_URL).
+	Unreachable string
 	// Warnings are degradations that do not invalidate the run (e.g. no DNSTracking).
 	Warnings []string
 }
@@ -107,6 +109,9 @@ func InspectFlowCollector(u *unstructured.Unstructured) (*Collector, error) {
 	if auto, ok, _ := unstructured.NestedBool(u.Object, "spec", "processor", "subnetLabels", "openShiftAutoDetect"); ok && !auto {
 		return nil, fmt.Errorf("%s sets spec.processor.subnetLabels.openShiftAutoDetect: false: without cluster subnet labels egress cannot be told from internal traffic; set it to true", name)
 	}
+	if err := checkNothingFiltered(u, name); err != nil {
+		return nil, err
+	}
 	if ns, ok, _ := unstructured.NestedString(u.Object, "spec", "namespace"); ok && ns != "" {
 		c.Namespace = ns
 	}
@@ -125,19 +130,47 @@ func InspectFlowCollector(u *unstructured.Unstructured) (*Collector, error) {
 	case "Monolithic":
 		url, _, _ := unstructured.NestedString(u.Object, "spec", "loki", "monolithic", "url")
 		tenant, _, _ := unstructured.NestedString(u.Object, "spec", "loki", "monolithic", "tenantID")
+		// A Loki the port-forward cannot reach is not an error yet: EGRESS_LOKI_URL may
+		// reach it (PlanStore decides).
 		store, err := monolithicFromURL(valueOr(url, "http://loki:3100/"), c.Namespace)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+		switch tls, _, _ := unstructured.NestedBool(u.Object, "spec", "loki", "monolithic", "tls", "enable"); {
+		case err != nil:
+			c.Unreachable = fmt.Sprintf("%s: %v", name, err)
+		case tls:
+			c.Unreachable = name + ": monolithic Loki with TLS is not reachable by the suite's port-forward"
+		default:
+			store.Tenant = valueOr(tenant, "netobserv")
+			c.Store = store
 		}
-		store.Tenant = valueOr(tenant, "netobserv")
-		if tls, _, _ := unstructured.NestedBool(u.Object, "spec", "loki", "monolithic", "tls", "enable"); tls {
-			return nil, fmt.Errorf("%s: monolithic Loki with TLS is not reachable by the suite's port-forward; set EGRESS_LOKI_URL (and EGRESS_LOKI_CA_FILE) to reach it", name)
-		}
-		c.Store = store
 	default:
-		c.Warnings = append(c.Warnings, fmt.Sprintf("%s uses Loki mode %s: the suite reaches it only through EGRESS_LOKI_URL", name, mode))
+		c.Unreachable = fmt.Sprintf("%s uses Loki mode %s, which the suite does not locate", name, mode)
 	}
 	return c, nil
+}
+
+// checkNothingFiltered refuses the settings that keep flows out of Loki: what they drop
+// could be the undocumented egress, and the matrix would not show it.
+func checkNothingFiltered(u *unstructured.Unstructured, name string) error {
+	if lt, _, _ := unstructured.NestedString(u.Object, "spec", "processor", "logTypes"); lt == "Conversations" || lt == "EndedConversations" {
+		return fmt.Errorf("%s writes conversation events only (spec.processor.logTypes: %s), and the suite reads flows; set spec.processor.logTypes to Flows or All", name, lt)
+	}
+	if on, _, _ := unstructured.NestedBool(u.Object, "spec", "agent", "ebpf", "flowFilter", "enable"); on {
+		return fmt.Errorf("%s filters flows in the eBPF agent (spec.agent.ebpf.flowFilter.enable: true): the flows it drops are never seen; set it to false for the run", name)
+	}
+	filters, _, _ := unstructured.NestedSlice(u.Object, "spec", "processor", "filters")
+	for i, f := range filters {
+		m, _ := f.(map[string]any)
+		if target, _ := m["outputTarget"].(string); target == "" || target == "Loki" {
+			query, _ := m["query"].(string)
+			return fmt.Errorf("%s keeps only the flows matching %q in Loki (spec.processor.filters[%d]): the others are never seen; remove the filter, or give it another outputTarget, for the run", name, query, i)
+		}
+	}
+	if on, _, _ := unstructured.NestedBool(u.Object, "spec", "processor", "slicesConfig", "enable"); on {
+		if mode, _, _ := unstructured.NestedString(u.Object, "spec", "processor", "slicesConfig", "collectionMode"); mode == "AllowList" {
+			return fmt.Errorf("%s collects the flows of allowed namespaces only (spec.processor.slicesConfig.collectionMode: AllowList): egress from the others is never seen; set collectionMode to AlwaysCollect for the run", name)
+		}
+	}
+	return nil
 }
 
 // monolithicFromURL turns "http://<service>[.<namespace>[.svc...]]:<port>/" into a store
@@ -145,7 +178,7 @@ func InspectFlowCollector(u *unstructured.Unstructured) (*Collector, error) {
 func monolithicFromURL(raw, defaultNS string) (*LokiStore, error) {
 	rest, ok := strings.CutPrefix(raw, "http://")
 	if !ok {
-		return nil, fmt.Errorf("monolithic Loki URL %q is not http://<service>[.<namespace>]:<port>; set EGRESS_LOKI_URL to reach it", raw)
+		return nil, fmt.Errorf("monolithic Loki URL %q is not http://<service>[.<namespace>]:<port>, which the suite port-forwards to", raw)
 	}
 	hostport, _, _ := strings.Cut(rest, "/")
 	host, portStr, found := strings.Cut(hostport, ":")

@@ -44,9 +44,22 @@ func TestInspectFlowCollector(t *testing.T) {
 			"", "monolithic Loki service logs/my-loki:3101 (tenant t1)", 1},
 		{"lokistack", map[string]any{"agent": ebpf(int64(1)), "namespace": "nobs", "loki": map[string]any{"mode": "LokiStack", "lokiStack": map[string]any{"name": "ls"}}},
 			"", "LokiStack nobs/ls (tenant network)", 2},
-		{"manual", map[string]any{"agent": ebpf(int64(1), "DNSTracking", "PacketTranslation"), "loki": map[string]any{"mode": "Manual"}}, "", "", 1},
-		{"https monolithic", map[string]any{"agent": ebpf(int64(1)), "loki": map[string]any{"monolithic": map[string]any{"url": "https://loki:3100/"}}}, "http://", "", 0},
+		// Settings that keep flows out of Loki.
+		{"conversations only", map[string]any{"agent": ebpf(int64(1)), "processor": map[string]any{"logTypes": "EndedConversations"}}, "spec.processor.logTypes to Flows or All", "", 0},
+		{"flows and conversations", map[string]any{"agent": ebpf(int64(1)), "processor": map[string]any{"logTypes": "All"}}, "", "monolithic Loki service netobserv/loki:3100 (tenant netobserv)", 2},
+		{"agent flow filter", map[string]any{"agent": map[string]any{"type": "eBPF", "ebpf": map[string]any{"sampling": int64(1),
+			"flowFilter": map[string]any{"enable": true, "action": "Accept", "cidr": "0.0.0.0/0"}}}}, "spec.agent.ebpf.flowFilter.enable: true", "", 0},
+		{"processor filter", map[string]any{"agent": ebpf(int64(1)), "processor": map[string]any{"filters": []any{
+			map[string]any{"query": `SrcK8S_Namespace="app"`, "outputTarget": "Metrics"},
+			map[string]any{"query": `DstPort=443`}}}}, `matching "DstPort=443" in Loki (spec.processor.filters[1])`, "", 0},
+		{"slices allow list", map[string]any{"agent": ebpf(int64(1)), "processor": map[string]any{"slicesConfig": map[string]any{"enable": true, "collectionMode": "AllowList"}}}, "collectionMode to AlwaysCollect", "", 0},
+		{"slices always", map[string]any{"agent": ebpf(int64(1), "DNSTracking", "PacketTranslation"), "processor": map[string]any{"slicesConfig": map[string]any{"enable": true, "collectionMode": "AlwaysCollect"}}}, "", "monolithic Loki service netobserv/loki:3100 (tenant netobserv)", 0},
+		// Lokis the suite cannot reach itself are for EGRESS_LOKI_URL (PlanStore), not errors.
+		{"manual", map[string]any{"agent": ebpf(int64(1), "DNSTracking", "PacketTranslation"), "loki": map[string]any{"mode": "Manual"}}, "", "", 0},
+		{"https monolithic", map[string]any{"agent": ebpf(int64(1), "DNSTracking", "PacketTranslation"), "loki": map[string]any{"monolithic": map[string]any{"url": "https://loki:3100/"}}}, "", "", 0},
+		{"TLS monolithic", map[string]any{"agent": ebpf(int64(1), "DNSTracking", "PacketTranslation"), "loki": map[string]any{"monolithic": map[string]any{"url": "http://loki:3100/", "tls": map[string]any{"enable": true}}}}, "", "", 0},
 	}
+	unreachable := map[string]string{"manual": "Loki mode Manual", "https monolithic": `"https://loki:3100/" is not http://`, "TLS monolithic": "with TLS is not reachable"}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := InspectFlowCollector(flowCollector(tc.spec))
@@ -65,6 +78,9 @@ func TestInspectFlowCollector(t *testing.T) {
 			}
 			if store != tc.store || len(c.Warnings) != tc.warnings {
 				t.Errorf("store %q warnings %v", store, c.Warnings)
+			}
+			if want := unreachable[tc.name]; (want == "") != (c.Unreachable == "") || !strings.Contains(c.Unreachable, want) {
+				t.Errorf("unreachable %q, want %q", c.Unreachable, want)
 			}
 		})
 	}

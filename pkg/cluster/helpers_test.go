@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"bytes"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,30 +16,12 @@ func init() {
 	pollInterval = func(time.Duration) time.Duration { return 5 * time.Millisecond }
 }
 
-// syncBuffer collects progress output from waits.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fakes struct {
 	*Clients
 	kube *kubefake.Clientset
 	conf *configfake.Clientset
 	dyn  *dynamicfake.FakeDynamicClient
-	out  *syncBuffer
+	out  *syncBuilder
 }
 
 var listKinds = map[GVR]string{
@@ -66,7 +46,7 @@ func newFakes(t *testing.T, kubeObjs []runtime.Object, confObjs []runtime.Object
 		kube: kubefake.NewClientset(kubeObjs...),
 		conf: configfake.NewClientset(confObjs...),
 		dyn:  dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), listKinds, dynObjs...),
-		out:  &syncBuffer{},
+		out:  &syncBuilder{},
 	}
 	f.Clients = &Clients{Kube: f.kube, Config: f.conf, Dynamic: f.dyn, Out: f.out}
 	return f

@@ -85,7 +85,11 @@ func PlanStore(cfg *Config, existing *Collector) (*LokiStore, error) {
 		return &LokiStore{Mode: ModeExisting, Tenant: cfg.ExistingLoki.Tenant, Existing: cfg.ExistingLoki}, nil
 	case existing != nil:
 		if existing.Store == nil {
-			return nil, fmt.Errorf("the FlowCollector writes to a Loki the suite cannot locate (mode Manual or Microservices): set EGRESS_LOKI_URL and EGRESS_LOKI_TENANT to reach it")
+			why := existing.Unreachable
+			if why == "" {
+				why = "the FlowCollector writes to a Loki the suite cannot locate"
+			}
+			return nil, fmt.Errorf("%s: set EGRESS_LOKI_URL and EGRESS_LOKI_TENANT (with EGRESS_LOKI_TOKEN_FILE and EGRESS_LOKI_CA_FILE for https) to reach it", why)
 		}
 		return existing.Store, nil
 	case cfg.ObjectStorageSecret != "":

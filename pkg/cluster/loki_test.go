@@ -27,6 +27,7 @@ import (
 func TestPlanStore(t *testing.T) {
 	existing := &Collector{Store: &LokiStore{Mode: ModeLokiStack, Namespace: "nobs", LokiStackName: "ls", Tenant: LokiStackTenant}}
 	manual := &Collector{}
+	tlsMono := &Collector{Unreachable: "FlowCollector cluster: monolithic Loki with TLS is not reachable by the suite's port-forward"}
 	url := &ExistingLoki{URL: "https://loki.example.test", Tenant: "netobserv"}
 	cases := []struct {
 		name     string
@@ -41,6 +42,8 @@ func TestPlanStore(t *testing.T) {
 		{"url", Config{ExistingLoki: url}, manual, "existing Loki https://loki.example.test (tenant netobserv)", ""},
 		{"url without collector", Config{ExistingLoki: url}, nil, "", "no FlowCollector writing into it"},
 		{"manual collector", Config{}, manual, "", "EGRESS_LOKI_URL"},
+		{"TLS monolithic collector", Config{}, tlsMono, "", "with TLS is not reachable by the suite's port-forward: set EGRESS_LOKI_URL"},
+		{"TLS monolithic collector and url", Config{ExistingLoki: url}, tlsMono, "existing Loki https://loki.example.test (tenant netobserv)", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -69,16 +71,41 @@ type Forward struct {
 	Pod       string
 	stop      chan struct{}
 	done      chan error
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// Close stops the forward.
+// Close stops the forward. Later calls return what the first one did.
 func (f *Forward) Close() error {
-	select {
-	case <-f.stop:
-	default:
-		close(f.stop)
-	}
-	return <-f.done
+	f.closeOnce.Do(func() {
+		select {
+		case <-f.stop:
+		default:
+			close(f.stop)
+		}
+		f.closeErr = <-f.done
+	})
+	return f.closeErr
+}
+
+// syncBuilder is a strings.Builder that one goroutine writes while another reads (the
+// forwarder's errors, read on a timeout).
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // PortForwardService forwards a local port on 127.0.0.1 to the service's port, through the
@@ -109,7 +136,7 @@ func PortForwardService(ctx context.Context, c *Clients, namespace, service stri
 	})
 	f := &Forward{Pod: pod, stop: make(chan struct{}), done: make(chan error, 1)}
 	ready := make(chan struct{})
-	var errOut strings.Builder
+	var errOut syncBuilder
 	pf, err := portforward.NewOnAddressesForStreaming(dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("0:%d", podPort)}, f.stop, ready, io.Discard, &errOut)
 	if err != nil {
 		return nil, fmt.Errorf("port-forward to pod %s/%s: %w", namespace, pod, err)
@@ -118,7 +145,7 @@ func PortForwardService(ctx context.Context, c *Clients, namespace, service stri
 	select {
 	case <-ready:
 	case err := <-f.done:
-		return nil, fmt.Errorf("port-forward to pod %s/%s port %d: %v %s", namespace, pod, podPort, err, errOut.String())
+		return nil, fmt.Errorf("port-forward to pod %s/%s port %d: %w %s", namespace, pod, podPort, err, errOut.String())
 	case <-ctx.Done():
 		close(f.stop)
 		return nil, ctx.Err()
@@ -127,9 +154,12 @@ func PortForwardService(ctx context.Context, c *Clients, namespace, service stri
 		return nil, fmt.Errorf("port-forward to pod %s/%s port %d not ready after a minute: %s", namespace, pod, podPort, errOut.String())
 	}
 	ports, err := pf.GetPorts()
-	if err != nil || len(ports) == 0 {
+	if err == nil && len(ports) == 0 {
+		err = errors.New("the forwarder listens on none")
+	}
+	if err != nil {
 		_ = f.Close()
-		return nil, fmt.Errorf("port-forward to pod %s/%s: no local port: %v", namespace, pod, err)
+		return nil, fmt.Errorf("port-forward to pod %s/%s: no local port: %w", namespace, pod, err)
 	}
 	f.LocalPort = int(ports[0].Local)
 	return f, nil
