@@ -179,6 +179,10 @@ func (o Options) normalized() (Options, error) {
 	if o.MinPiece <= 0 {
 		o.MinPiece = time.Minute
 	}
+	// A piece is a LogQL range: whole milliseconds.
+	if rem := o.MinPiece % time.Millisecond; rem != 0 {
+		o.MinPiece += time.Millisecond - rem
+	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 5000
 	}

@@ -257,3 +257,20 @@ func TestProject(t *testing.T) {
 		}
 	}
 }
+
+// Pieces are LogQL ranges, whole milliseconds, however short MinPiece is asked to be.
+func TestMinPieceWholeMilliseconds(t *testing.T) {
+	from := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	for asked, want := range map[time.Duration]time.Duration{0: time.Minute, time.Microsecond: time.Millisecond, 1500 * time.Microsecond: 2 * time.Millisecond, time.Second: time.Second} {
+		o, err := Options{From: from, To: from.Add(10 * time.Millisecond), MinPiece: asked}.normalized()
+		if err != nil || o.MinPiece != want {
+			t.Errorf("MinPiece %s: %s, %v; want %s", asked, o.MinPiece, err, want)
+		}
+		r := &run{o: o}
+		for _, p := range r.splitTime(piece{from: o.From, to: o.To}, 7) {
+			if d := p.to.Sub(p.from); d%time.Millisecond != 0 {
+				t.Errorf("MinPiece %s: piece of %s", asked, d)
+			}
+		}
+	}
+}
