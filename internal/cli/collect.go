@@ -190,6 +190,8 @@ func (f *lokiFlags) collect(ctx context.Context, opts matrix.Options, log io.Wri
 		return nil, err
 	}
 	switch {
+	case f.raw && f.countsOnly:
+		return nil, errors.New("--raw and --counts-only given together: one reads every line, the other has Loki count them; fix: pass one of them")
 	case f.ingestWait < 0:
 		return nil, fmt.Errorf("--ingest-wait %s: fix: give 0 (do not wait) or a positive duration, e.g. 2m", f.ingestWait)
 	case f.timeout <= 0:

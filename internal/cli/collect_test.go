@@ -153,6 +153,7 @@ func TestCollectFlagErrors(t *testing.T) {
 		{[]string{"--loki-url", "http://127.0.0.1:1", "--since", "1h", "--ingest-wait", "-1s"}, "--ingest-wait -1s: fix"},
 		{[]string{"--loki-url", "http://127.0.0.1:1", "--since", "1h", "--loki-timeout", "0s"}, "--loki-timeout 0s: fix"},
 		{[]string{"--loki-url", "http://127.0.0.1:1", "--since", "1h", "--loki-concurrency", "0"}, "--loki-concurrency 0: fix"},
+		{[]string{"--loki-url", "http://127.0.0.1:1", "--since", "1h", "--raw", "--counts-only"}, "--raw and --counts-only given together"},
 	} {
 		_, errOut, code := run(t, append([]string{"matrix", "collect"}, c.args...)...)
 		if code != 2 || !strings.Contains(errOut, c.want) {
