@@ -79,11 +79,7 @@ type Forward struct {
 // Close stops the forward. Later calls return what the first one did.
 func (f *Forward) Close() error {
 	f.closeOnce.Do(func() {
-		select {
-		case <-f.stop:
-		default:
-			close(f.stop)
-		}
+		close(f.stop)
 		f.closeErr = <-f.done
 	})
 	return f.closeErr

@@ -169,18 +169,24 @@ type callTransport struct {
 	c   *Client
 	ctx context.Context
 	err error
-	// body is the answer logcli decodes, and req its request: a connection that breaks
-	// in the middle of it is a transport error (retried), not a decoding one.
+	// body is the 2xx answer being read, and req its request: a connection that breaks in
+	// the middle of it is a transport error (retried), not a decoding one.
 	body *bodyReader
 	req  *http.Request
 }
 
-// bodyErr is the transport error of the answer logcli read, if its body broke.
+// bodyErr is the transport error of the answer read, if its body broke.
 func (t *callTransport) bodyErr() error {
 	if t.body == nil || t.body.err == nil {
 		return nil
 	}
-	return &url.Error{Op: t.req.Method, URL: redactURL(t.req.URL), Err: t.body.err}
+	return transportError(t.req, t.body.err)
+}
+
+// transportError is err of req as net/http gives it (url.Error, which Transient reads),
+// with the URL's query and user info left out.
+func transportError(req *http.Request, err error) error {
+	return &url.Error{Op: req.Method, URL: redactURL(req.URL), Err: err}
 }
 
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -204,8 +210,7 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}()
 	}
 	if err != nil {
-		// url.Error carries the URL (query included, never the token header).
-		t.err = &url.Error{Op: req.Method, URL: redactURL(req.URL), Err: err}
+		t.err = transportError(req, err)
 		return emptyOK(req), nil
 	}
 	if resp.StatusCode/100 == 2 {
@@ -218,21 +223,17 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return emptyOK(req), nil
 			}
 		}
+		t.body, t.req = &bodyReader{r: resp.Body}, req
 		if read, ok := t.ctx.Value(answerReaderKey{}).(answerReader); ok {
-			// The caller reads the answer itself (queryLines); logcli decodes nothing.
-			body := &bodyReader{r: resp.Body}
-			err := read(body)
+			// The caller reads the answer itself (queryLines); logcli decodes nothing. A
+			// broken connection is bodyErr's; anything else wrong is the answer's.
+			err := read(t.body)
 			resp.Body.Close()
-			switch {
-			case body.err != nil:
-				// The connection broke in the middle of the answer: worth a retry.
-				t.err = &url.Error{Op: req.Method, URL: redactURL(req.URL), Err: body.err}
-			case err != nil:
+			if err != nil && t.body.err == nil {
 				t.err = permanent(err)
 			}
 			return emptyOK(req), nil
 		}
-		t.body, t.req = &bodyReader{r: resp.Body}, req
 		resp.Body = struct {
 			io.Reader
 			io.Closer

@@ -106,14 +106,9 @@ func (c *Client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, erro
 	})
 	g.Go(func() error {
 		// A shard per source namespace and per node, as the raw egress read: the number
-		// of DNS keys a namespace holds is not known before its query. Where Loki refuses
-		// the listing (max_query_length), one piece, which its limits then cut.
-		shards := []shard{{dim: -1}}
-		streams, err := d.shardStreams(gctx)
-		switch kind, _ := classify(err); {
-		case err == nil:
-			shards = rawShards(streams)
-		case kind == noLimit:
+		// of DNS keys a namespace holds is not known before its query.
+		shards, err := d.streamShards(gctx)
+		if err != nil {
 			return err
 		}
 		for _, sh := range shards {

@@ -54,14 +54,10 @@ func (r *run) raw(ctx context.Context, res *Result, sharded bool) error {
 	rd := &rawRead{batch: &batchSize{n: r.o.BatchSize}, answers: make(chan struct{}, answersHeld), commit: commit, seed: maphash.MakeSeed()}
 	shards := []shard{{dim: -1}}
 	if sharded {
-		streams, err := r.shardStreams(ctx)
-		switch kind, _ := classify(err); {
-		case err == nil:
-			shards = rawShards(streams)
-		case kind == noLimit:
+		var err error
+		if shards, err = r.streamShards(ctx); err != nil {
 			return fmt.Errorf("listing the streams to read: %w", err)
 		}
-		// Too many streams to list: one piece, which its time cuts still spread.
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, sh := range shards {
@@ -76,6 +72,20 @@ func (r *run) raw(ctx context.Context, res *Result, sharded bool) error {
 	res.Decode.Add(stats)
 	res.Retrieved += lines
 	return nil
+}
+
+// streamShards is rawShards of shardStreams. Where Loki refuses the listing (a window
+// longer than max_query_length, too many streams), it is one shard of the whole query,
+// which Loki's limits then cut.
+func (r *run) streamShards(ctx context.Context) ([]shard, error) {
+	streams, err := r.shardStreams(ctx)
+	switch kind, _ := classify(err); {
+	case err == nil:
+		return rawShards(streams), nil
+	case kind == noLimit:
+		return nil, err
+	}
+	return []shard{{dim: -1}}, nil
 }
 
 // rawShards cuts streams into shards that cover them all: one per source namespace, one
