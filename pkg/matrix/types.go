@@ -98,6 +98,9 @@ type Matrix struct {
 	// cannot be told from the node's own connections, so Node entries may include pod
 	// traffic: a report should say so.
 	PacketTranslation bool `json:"packetTranslation,omitempty"`
+	// Lacks lists the entry columns the flow source could not give (e.g. "bytes",
+	// "firstSeen", "lastSeen" from counters): their values are unknown, not zero.
+	Lacks []string `json:"lacks,omitempty"`
 }
 
 // MaxUndecided bounds Matrix.Undecided.
