@@ -55,10 +55,13 @@ cluster uses (e.g. common.yaml when FILE is platform/aws.yaml): what they docume
 			if err != nil {
 				return err
 			}
-			m, err := src.load(cmd.Context(), opts)
+			res, err := src.outcome(cmd.Context(), opts, nil, cmd.ErrOrStderr())
 			if err != nil {
-				return err
+				// Sampled, undecodable or egress-free records would mark entries observed
+				// that the window cannot vouch for.
+				return &ExitError{Code: CodeError, Err: fmt.Errorf("not updating %s: %w", file, err)}
 			}
+			m := res.Matrix
 			warnIncomplete(cmd.ErrOrStderr(), m)
 			added, err := baseline.UpdateWith(file, m, others)
 			if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
+	"github.com/openshift/egress-tests-ext/pkg/observe"
 )
 
 // run executes the commands in-process as the binary would, and returns stdout, stderr and
@@ -246,7 +248,7 @@ func (s *fakeSource) addFlags(fs *pflag.FlagSet) {
 }
 func (s *fakeSource) isSet(fs *pflag.FlagSet) bool { return fs.Changed("fake") }
 func (s *fakeSource) usesNaming() bool             { return true }
-func (s *fakeSource) load(context.Context, matrix.Options) (*matrix.Matrix, error) {
+func (s *fakeSource) outcome(context.Context, matrix.Options, *baseline.Baseline, io.Writer) (*observe.Outcome, error) {
 	return nil, errors.New("fake source reached")
 }
 

@@ -15,10 +15,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/openshift/egress-tests-ext/pkg/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
-	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
+	"github.com/openshift/egress-tests-ext/pkg/observe"
 	"github.com/openshift/egress-tests-ext/pkg/report"
+	"github.com/openshift/egress-tests-ext/pkg/source/lokiflows"
 )
 
 func init() {
@@ -53,16 +55,17 @@ checked against Loki's own count of the window. Any failure exits 2.`,
 			if err != nil {
 				return err
 			}
-			m, err := loki.collect(cmd.Context(), opts, cmd.ErrOrStderr())
+			out, err := loki.outcome(cmd.Context(), opts, nil, cmd.ErrOrStderr())
 			if err != nil {
+				// No matrix on stdout: a window that proves nothing is no result, and a
+				// script reading stdout must not take it for one.
+				return &ExitError{Code: CodeError, Err: err}
+			}
+			if err := report.WriteMatrix(cmd.OutOrStdout(), out.Matrix, format); err != nil {
 				return err
 			}
-			if err := report.WriteMatrix(cmd.OutOrStdout(), m, format); err != nil {
-				return err
-			}
-			warnIncomplete(cmd.ErrOrStderr(), m)
-			// Printed for inspection, but a window that proves nothing is a failure.
-			return incomplete(m)
+			warnIncomplete(cmd.ErrOrStderr(), out.Matrix)
+			return nil
 		},
 	}
 	loki.bind(cmd.Flags())
@@ -139,23 +142,30 @@ func (f *lokiFlags) window() (time.Time, time.Time, error) {
 	return from, to, nil
 }
 
-// client builds the Loki client; warnings (insecure TLS) go to log.
-func (f *lokiFlags) client(log io.Writer) (*lokiquery.Client, error) {
-	u, err := lokiquery.ParseURL(f.url)
+// source builds the Loki source; warnings (insecure TLS) go to log.
+func (f *lokiFlags) source(log io.Writer) (*lokiflows.Source, error) {
+	scheme, err := lokiflows.CheckURL(f.url)
 	if err != nil {
 		return nil, fmt.Errorf("--loki-url: %w", err)
 	}
-	cfg := lokiquery.Config{URL: f.url, Tenant: f.tenant, RequestTimeout: f.timeout, Concurrency: f.concurrency}
+	cfg := lokiflows.Config{URL: f.url, Tenant: f.tenant, RequestTimeout: f.timeout, Concurrency: f.concurrency,
+		IngestWait: f.ingestWait, DNS: f.dns}
+	switch {
+	case f.raw:
+		cfg.Mode = lokiflows.Raw
+	case f.countsOnly:
+		cfg.Mode = lokiflows.CountsOnly
+	}
 	if f.tokenFile != "" {
-		if u.Scheme != "https" {
+		if scheme != "https" {
 			return nil, fmt.Errorf("--token-file with %s: refusing to send a bearer token over plain http; fix: use the https gateway URL", f.url)
 		}
-		cfg.Token = lokiquery.TokenFile(f.tokenFile)
+		cfg.Token = lokiflows.TokenFile(f.tokenFile)
 		if _, err := cfg.Token(context.Background()); err != nil {
 			return nil, fmt.Errorf("--token-file: %w; fix: pass a file that holds the token, e.g. written by `oc whoami -t`", err)
 		}
 	}
-	if u.Scheme == "https" {
+	if scheme == "https" {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if f.caFile != "" {
 			pem, err := os.ReadFile(f.caFile)
@@ -174,14 +184,14 @@ func (f *lokiFlags) client(log io.Writer) (*lokiquery.Client, error) {
 		}
 		cfg.TLS = tc
 	} else if f.caFile != "" || f.insecure {
-		return nil, fmt.Errorf("--ca-file and --insecure-skip-tls-verify apply to https, but --loki-url is %s", u.Scheme)
+		return nil, fmt.Errorf("--ca-file and --insecure-skip-tls-verify apply to https, but --loki-url is %s", scheme)
 	}
-	return lokiquery.New(cfg)
+	return lokiflows.New(cfg)
 }
 
-// collect pulls the window's egress flows and builds the matrix with opts. What happened
-// (records, pieces, requests, time) is written to log.
-func (f *lokiFlags) collect(ctx context.Context, opts matrix.Options, log io.Writer) (*matrix.Matrix, error) {
+// outcome runs the pipeline on the window's flows in Loki, with opts, diffed against b when
+// set. What happened (records, pieces, requests, time) is written to log.
+func (f *lokiFlags) outcome(ctx context.Context, opts matrix.Options, b *baseline.Baseline, log io.Writer) (*observe.Outcome, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -199,77 +209,21 @@ func (f *lokiFlags) collect(ctx context.Context, opts matrix.Options, log io.Wri
 	case f.concurrency <= 0:
 		return nil, fmt.Errorf("--loki-concurrency %d: fix: give 1 or more", f.concurrency)
 	}
-	c, err := f.client(log)
+	src, err := f.source(log)
 	if err != nil {
 		return nil, err
 	}
-	o := lokiquery.Options{From: from, To: to, Ports: opts.Ports, RawAddrs: timeSensitive(opts.Names, from, to)}
-	if f.raw {
-		o.Mode = lokiquery.Raw
+	out, err := observe.Run(ctx, observe.Config{Source: src, Window: observe.Window{From: from, To: to}, Matrix: opts, Baseline: b, Log: log})
+	if err != nil && !errors.Is(err, observe.ErrIncomplete) {
+		return nil, err
 	}
-	o.CountsOnly = f.countsOnly
-	if f.ingestWait > 0 {
-		o.Barrier = lokiquery.Barrier{Timeout: f.ingestWait}
-	}
-	start := time.Now()
-	res, err := c.Egress(ctx, o)
-	if err != nil {
-		return nil, fmt.Errorf("loki %s: %w", f.url, err)
-	}
-	fmt.Fprintf(log, "loki: %d egress flow records in [%s, %s) as %d %s records, %d query pieces, %d requests, %s\n",
-		res.Retrieved, from.Format(time.RFC3339), to.Format(time.RFC3339), len(res.Records), res.Mode, res.Pieces, c.Requests(), time.Since(start).Round(time.Millisecond))
-	if res.Retrieved == 0 {
-		// Egress has checked that Loki holds flow records for the window. Without the e2e
-		// specs' canary, no egress at all cannot be told from a selection that matched
-		// nothing (DNS evidence would otherwise make the window look recorded).
-		return nil, fmt.Errorf("loki %s: %w: no egress flow record in [%s, %s), though Loki holds NetObserv flow records for it; with no known connection to prove the recording, this cannot be told from a FlowCollector that labels every destination as in-cluster; fix: check spec.processor.subnetLabels and the agent's flow filters, or widen the window to cover traffic that leaves the cluster",
-			f.url, matrix.ErrEmpty, from.Format(time.RFC3339), to.Format(time.RFC3339))
-	}
-	records := res.Records
-	if f.dns {
-		// The same window, already waited for. Evidence the output lists: a failure fails
-		// the command rather than print a matrix without it.
-		start := time.Now()
-		dns, err := c.DNSQueries(ctx, lokiquery.Options{From: from, To: to, MinPiece: o.MinPiece})
-		if err != nil {
-			return nil, fmt.Errorf("loki %s: %w (--dns=false skips the DNS evidence)", f.url, err)
-		}
-		var n int64
-		for _, r := range dns {
-			n += r.Count
-		}
-		fmt.Fprintf(log, "loki: %d DNS query records to the cluster DNS as %d records, %s\n", n, len(dns), time.Since(start).Round(time.Millisecond))
-		records = append(append(make([]flow.Record, 0, len(records)+len(dns)), records...), dns...)
-	}
-	if f.saveFlows != "" {
-		if err := saveFlows(f.saveFlows, records); err != nil {
-			return nil, err
+	if f.saveFlows != "" && out != nil && out.Batch != nil {
+		recs := append(append(make([]flow.Record, 0, len(out.Batch.Records)+len(out.Batch.DNS)), out.Batch.Records...), out.Batch.DNS...)
+		if serr := saveFlows(f.saveFlows, recs); serr != nil {
+			return nil, serr
 		}
 	}
-	b := matrix.NewBuilder(opts)
-	for _, r := range records {
-		b.Add(r)
-	}
-	b.AddDecodeStats(res.Decode)
-	return b.Matrix(), nil
-}
-
-// timeSensitive lists the addresses whose name changes inside the window: a resolution
-// starts or ends within it. Their records are pulled raw, so each is named at its own time.
-func timeSensitive(n *matrix.Names, from, to time.Time) []string {
-	if n == nil {
-		return nil
-	}
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range n.Resolutions() {
-		inside := func(t time.Time) bool { return !t.IsZero() && t.After(from) && t.Before(to) }
-		if (inside(r.From) || inside(r.To)) && !seen[r.Address.String()] {
-			seen[r.Address.String()] = true
-			out = append(out, r.Address.String())
-		}
-	}
-	return out
+	return out, err
 }
 
 func saveFlows(path string, rs []flow.Record) error {
@@ -317,6 +271,6 @@ func (s *lokiSource) optionsGiven(fs *pflag.FlagSet) []string {
 	})
 	return out
 }
-func (s *lokiSource) load(ctx context.Context, opts matrix.Options) (*matrix.Matrix, error) {
-	return s.collect(ctx, opts, os.Stderr)
+func (s *lokiSource) outcome(ctx context.Context, opts matrix.Options, b *baseline.Baseline, log io.Writer) (*observe.Outcome, error) {
+	return s.lokiFlags.outcome(ctx, opts, b, log)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/firewall"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
+	"github.com/openshift/egress-tests-ext/pkg/observe"
 	"github.com/openshift/egress-tests-ext/pkg/report"
 )
 
@@ -40,9 +41,16 @@ func newMatrixBuildCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := buildFromFlows(flows, opts)
-			if err != nil {
+			src := &flowsSource{paths: flows}
+			out, err := src.outcome(cmd.Context(), opts, nil, io.Discard)
+			if err != nil && !errors.Is(err, observe.ErrIncomplete) {
 				return err
+			}
+			// build inspects: a matrix that proves nothing is printed with warnings; diff
+			// and collect are the commands that judge.
+			m := out.Matrix
+			if err != nil && m.Stats.Sampled == 0 && m.Stats.Undecodable == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %v\n", err)
 			}
 			if err := report.WriteMatrix(cmd.OutOrStdout(), m, format); err != nil {
 				return err
@@ -112,15 +120,15 @@ undecodable records.`,
 			if err != nil {
 				return err
 			}
-			m, err := src.load(cmd.Context(), opts)
+			out, err := src.outcome(cmd.Context(), opts, b, cmd.ErrOrStderr())
 			if err != nil {
+				// Nothing on stdout: a diff of a window that proves nothing is no result.
+				return &ExitError{Code: CodeError, Err: err}
+			}
+			if err := report.WriteDiff(cmd.OutOrStdout(), out.Diff, format); err != nil {
 				return err
 			}
-			r := baseline.Diff(m, b)
-			if err := report.WriteDiff(cmd.OutOrStdout(), r, format); err != nil {
-				return err
-			}
-			return verdict(m, r, allowUndecided)
+			return verdict(out.Matrix, out.Diff, allowUndecided)
 		},
 	}
 	bl.add(cmd.Flags())

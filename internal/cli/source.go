@@ -13,8 +13,9 @@ import (
 
 	baselinefs "github.com/openshift/egress-tests-ext/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
-	"github.com/openshift/egress-tests-ext/pkg/flow"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
+	"github.com/openshift/egress-tests-ext/pkg/observe"
+	"github.com/openshift/egress-tests-ext/pkg/source/flowfile"
 )
 
 // namingFlags are the flags that shape how flow records become matrix entries.
@@ -99,7 +100,10 @@ type matrixSource interface {
 	isSet(fs *pflag.FlagSet) bool
 	// usesNaming reports whether the naming flags apply to it.
 	usesNaming() bool
-	load(ctx context.Context, opts matrix.Options) (*matrix.Matrix, error)
+	// outcome builds the observed matrix (diffed against b when b is set) through the
+	// pipeline, or reads a prebuilt one. An error wrapping observe.ErrIncomplete comes with
+	// the whole outcome, for commands that only inspect.
+	outcome(ctx context.Context, opts matrix.Options, b *baseline.Baseline, log io.Writer) (*observe.Outcome, error)
 }
 
 // withOptions is a matrixSource with flags of its own beside the one that chooses it: given
@@ -167,27 +171,12 @@ func (s *flowsSource) addFlags(fs *pflag.FlagSet) {
 }
 func (s *flowsSource) isSet(fs *pflag.FlagSet) bool { return fs.Changed("flows") }
 func (s *flowsSource) usesNaming() bool             { return true }
-func (s *flowsSource) load(_ context.Context, opts matrix.Options) (*matrix.Matrix, error) {
-	return buildFromFlows(s.paths, opts)
-}
-
-// buildFromFlows decodes flow files into one matrix.
-func buildFromFlows(paths []string, opts matrix.Options) (*matrix.Matrix, error) {
-	if len(paths) == 0 {
-		return nil, fmt.Errorf("no flow file given; fix: pass --flows FILE")
+func (s *flowsSource) outcome(ctx context.Context, opts matrix.Options, b *baseline.Baseline, log io.Writer) (*observe.Outcome, error) {
+	src, err := flowfile.New(s.paths...)
+	if err != nil {
+		return nil, err
 	}
-	b := matrix.NewBuilder(opts)
-	for _, p := range paths {
-		st, err := flow.DecodeFile(p, func(r flow.Record) error {
-			b.Add(r)
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("flows %s: %w", p, err)
-		}
-		b.AddDecodeStats(st)
-	}
-	return b.Matrix(), nil
+	return observe.Run(ctx, observe.Config{Source: src, Matrix: opts, Baseline: b, Log: log})
 }
 
 // matrixFileSource reads a matrix written by `matrix build -o json`.
@@ -199,13 +188,27 @@ func (s *matrixFileSource) addFlags(fs *pflag.FlagSet) {
 }
 func (s *matrixFileSource) isSet(fs *pflag.FlagSet) bool { return fs.Changed("matrix") }
 func (s *matrixFileSource) usesNaming() bool             { return false }
-func (s *matrixFileSource) load(context.Context, matrix.Options) (*matrix.Matrix, error) {
+
+// outcome reads the prebuilt matrix: no source, so no pipeline, but the same rules on what
+// a matrix that proves nothing is.
+func (s *matrixFileSource) outcome(_ context.Context, _ matrix.Options, b *baseline.Baseline, _ io.Writer) (*observe.Outcome, error) {
 	f, err := os.Open(s.path)
 	if err != nil {
 		return nil, fmt.Errorf("--matrix: %w", err)
 	}
 	defer f.Close()
-	return matrix.ReadJSON(f, s.path)
+	m, err := matrix.ReadJSON(f, s.path)
+	if err != nil {
+		return nil, err
+	}
+	out := &observe.Outcome{Matrix: m, Baseline: b}
+	if b != nil {
+		out.Diff = baseline.Diff(m, b)
+	}
+	if err := m.Check(); err != nil {
+		return out, fmt.Errorf("%w: %w", observe.ErrIncomplete, err)
+	}
+	return out, nil
 }
 
 // baselineFlags pick the baseline: a file, or a baseline/ tree plus the cluster's version,

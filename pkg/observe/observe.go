@@ -73,6 +73,8 @@ type Evidence struct {
 	Source string `json:"source"`
 	// Query is what selected the records (a LogQL or PromQL expression, a file name).
 	Query string `json:"query,omitempty"`
+	// DNSQuery is what selected the DNS evidence, when collected.
+	DNSQuery string `json:"dnsQuery,omitempty"`
 	// Mode says how they were read, e.g. "aggregate", "raw", "counts-only", "file".
 	Mode string `json:"mode,omitempty"`
 	// Retrieved is the number of flow records the batch stands for (sum of Count, plus the
@@ -99,8 +101,10 @@ const (
 	LackLastSeen  = "lastSeen"
 )
 
-// ErrIncomplete marks a collection that cannot prove the window's egress.
-var ErrIncomplete = errors.New("the window's flows are incomplete")
+// ErrIncomplete marks a run whose records cannot prove the window's egress: sampled or
+// undecodable records, or no egress record at all. The outcome is whole (matrix and diff)
+// for inspection, but it is not a result.
+var ErrIncomplete = errors.New("the window's flows cannot prove the cluster's egress")
 
 // Config is one run of the pipeline.
 type Config struct {
@@ -113,9 +117,10 @@ type Config struct {
 	// Exclude keeps records out of the matrix (e.g. the suite's own namespace); they are
 	// counted and returned in Outcome.Excluded, never dropped silently.
 	Exclude func(flow.Record) bool
-	// AllowNoEgress accepts a window whose egress selection is empty. Only a caller that
-	// proved the recording otherwise (the e2e canary) may set it.
-	AllowNoEgress bool
+	// Prove, when set, is given the excluded records and says whether they prove that the
+	// window was recorded (the e2e canary's connection is among them): then a window with
+	// no other egress is a result, not a failure. Its error fails the run.
+	Prove func(excluded []flow.Record) error
 	// Log receives one line per phase; nil discards.
 	Log io.Writer
 }

@@ -11,9 +11,10 @@ import (
 )
 
 // Run collects the window from the source, folds it into the matrix and, with a baseline,
-// diffs it. It fails closed: a source error, a window whose records cannot prove the
-// cluster's egress (sampled or undecodable records, no egress at all) is an error, and the
-// outcome so far is returned with it.
+// diffs it. A source error returns no matrix. A window whose records cannot prove the
+// cluster's egress (sampled or undecodable records, no egress record unless Config.Prove
+// says the recording is proven) returns the whole outcome with an error wrapping
+// ErrIncomplete: for artifacts and inspection, never as a pass.
 func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	log := cfg.Log
 	if log == nil {
@@ -22,8 +23,10 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	if cfg.Source == nil {
 		return nil, fmt.Errorf("observe: no flow source; fix: give Config.Source")
 	}
-	if err := cfg.Window.Validate(); err != nil {
-		return nil, err
+	if !cfg.Window.IsZero() {
+		if err := cfg.Window.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	out := &Outcome{Window: cfg.Window, Baseline: cfg.Baseline}
 	start := time.Now()
@@ -33,7 +36,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		TimeSensitive: TimeSensitive(cfg.Matrix.Names, cfg.Window),
 	})
 	if err != nil {
-		return out, fmt.Errorf("%s: %w", cfg.Source.Describe(), err)
+		return nil, fmt.Errorf("%s: %w", cfg.Source.Describe(), err)
 	}
 	if batch.Evidence.Elapsed == 0 {
 		batch.Evidence.Elapsed = time.Since(start)
@@ -43,9 +46,9 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	}
 	out.Batch = batch
 	ev := batch.Evidence
-	fmt.Fprintf(log, "%s: %d egress flow records in [%s, %s) as %d %s records, %d DNS query records, %s\n",
-		ev.Source, ev.Retrieved, cfg.Window.From.Format(time.RFC3339), cfg.Window.To.Format(time.RFC3339),
-		len(batch.Records), orDefault(ev.Mode, "flow"), len(batch.DNS), ev.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(log, "%s: %d egress flow records%s as %d %s records, %d DNS query records, %d requests, %s\n",
+		ev.Source, ev.Retrieved, cfg.Window.describe(), len(batch.Records), orDefault(ev.Mode, "flow"),
+		len(batch.DNS), ev.Requests, ev.Elapsed.Round(time.Millisecond))
 
 	b := matrix.NewBuilder(cfg.Matrix)
 	b.AddDecodeStats(ev.Decode)
@@ -57,25 +60,40 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		b.Add(r)
 	}
 	for _, r := range batch.DNS {
-		if cfg.Exclude != nil && cfg.Exclude(r) {
-			continue
+		if cfg.Exclude == nil || !cfg.Exclude(r) {
+			b.Add(r)
 		}
-		b.Add(r)
 	}
 	out.Matrix = b.Matrix()
 	out.Matrix.Lacks = ev.Lacks
-
-	if st := out.Matrix.Stats; st.Sampled > 0 || st.Undecodable > 0 {
-		return out, fmt.Errorf("the window's flows cannot prove the cluster's egress: %w", out.Matrix.Check())
-	}
-	if st := out.Matrix.Stats; st.Egress+st.Undecided+st.Translated == 0 && !cfg.AllowNoEgress {
-		return out, fmt.Errorf("%w: %s holds no egress flow record in [%s, %s): with no known connection to prove the recording, this cannot be told from a collector that labels every destination as in-cluster, or a selection that matched nothing; fix: check the FlowCollector's subnet labels and flow filters, or widen the window to cover traffic that leaves the cluster",
-			matrix.ErrEmpty, ev.Source, cfg.Window.From.Format(time.RFC3339), cfg.Window.To.Format(time.RFC3339))
-	}
 	if cfg.Baseline != nil {
 		out.Diff = baseline.Diff(out.Matrix, cfg.Baseline)
 	}
+
+	if cfg.Prove != nil {
+		if err := cfg.Prove(out.Excluded); err != nil {
+			return out, err
+		}
+	}
+	st := out.Matrix.Stats
+	if st.Sampled > 0 || st.Undecodable > 0 {
+		return out, fmt.Errorf("%w: %w", ErrIncomplete, out.Matrix.Check())
+	}
+	if st.Egress+st.Undecided+st.Translated == 0 && cfg.Prove == nil {
+		return out, fmt.Errorf("%w: %w: no egress flow record%s from %s (%d records, none of them egress): with no known connection to prove the recording, this cannot be told from a collector that labels every destination as in-cluster, or a selection that matched nothing; fix: check the FlowCollector's subnet labels and flow filters, or widen the window to cover traffic that leaves the cluster",
+			ErrIncomplete, matrix.ErrEmpty, cfg.Window.describe(), ev.Source, st.Records)
+	}
 	return out, nil
+}
+
+// IsZero reports whether the window is unset: the source's whole content (a file).
+func (w Window) IsZero() bool { return w.From.IsZero() && w.To.IsZero() }
+
+func (w Window) describe() string {
+	if w.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf(" in [%s, %s)", w.From.Format(time.RFC3339), w.To.Format(time.RFC3339))
 }
 
 // TimeSensitive lists the addresses whose name changes inside the window: a resolution
@@ -83,7 +101,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 // time, so an aggregating source keeps them apart. A resolution that ended before the
 // window or starts after it names nothing in it and does not count.
 func TimeSensitive(n *matrix.Names, w Window) []string {
-	if n == nil {
+	if n == nil || w.IsZero() {
 		return nil
 	}
 	inside := func(t time.Time) bool { return !t.IsZero() && t.After(w.From) && t.Before(w.To) }
@@ -105,29 +123,3 @@ func orDefault(s, d string) string {
 	}
 	return s
 }
-
-// Records is a Source of records already in memory (a replay, a test): Expected is -1, as
-// nothing else counted them.
-type Records struct {
-	Name  string
-	Batch Batch
-}
-
-// Describe implements Source.
-func (s *Records) Describe() string { return s.Name }
-
-// Collect implements Source.
-func (s *Records) Collect(context.Context, Request) (*Batch, error) {
-	b := s.Batch
-	if b.Evidence.Retrieved == 0 {
-		for _, r := range b.Records {
-			b.Evidence.Retrieved += r.Count
-		}
-	}
-	if b.Evidence.Expected == 0 {
-		b.Evidence.Expected = -1
-	}
-	return &b, nil
-}
-
-var _ Source = (*Records)(nil)
