@@ -1,12 +1,13 @@
 // Package e2e holds the Serial Ginkgo specs that record a cluster's egress flows and diff
-// them against baseline/. They are linked into the extension binary by a blank import.
+// them against baseline/. They are linked into the extension binary by a blank import; what
+// they run lives in pkg/clustercheck (the pipeline against a cluster) and pkg/cluster (the
+// installs), so the specs stay small.
 //
 // The spec is configured by environment variables, documented in pkg/cluster.
 package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -19,7 +20,7 @@ import (
 
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/cluster"
-	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
+	"github.com/openshift/egress-tests-ext/pkg/clustercheck"
 )
 
 // restConfig finds the cluster the way openshift-tests does: KUBECONFIG, else in-cluster.
@@ -41,41 +42,96 @@ func restConfig() (*rest.Config, error) {
 // flowingTimeout bounds the wait for the first flow in Loki after the FlowCollector is ready.
 const flowingTimeout = 5 * time.Minute
 
+// Phases of the spec: a failure message starts with the phase it happened in.
+const (
+	phaseSetup   = "setup"
+	phaseInstall = "install"
+	phaseFlowing = "flows reaching Loki"
+	phaseCanary  = "canary"
+	phaseCollect = "collect"
+	phaseDiff    = "diff"
+)
+
 var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
+	var (
+		ctx     = context.Background()
+		c       *cluster.Clients
+		dir     string
+		setup   *cluster.Setup
+		current string // the phase running
+	)
+
+	// Diagnostics the OTE way: gathered once, after a failure, whatever phase it was in.
+	g.AfterEach(func() {
+		if !g.CurrentSpecReport().Failed() || c == nil || dir == "" {
+			return
+		}
+		fmt.Fprintf(g.GinkgoWriter, "failed in phase %q: collecting diagnostics\n", current)
+		if err := cluster.CollectDiagnostics(ctx, c, dir, cluster.DiagnosticNamespaces(setup)); err != nil {
+			fmt.Fprintf(g.GinkgoWriter, "diagnostics incomplete: %v\n", err)
+		} else {
+			fmt.Fprintf(g.GinkgoWriter, "operator status, events and pod logs are in %s/diagnostics\n", dir)
+		}
+	})
+
 	g.It("egress flows leaving the cluster are all documented in the baseline", func() {
 		rc, err := restConfig()
 		if err != nil {
 			g.Skip(err.Error())
 		}
-		ctx := context.Background()
-		cfg, err := cluster.FromEnv(nil)
-		must(err)
-		c, err := cluster.NewClients(rc, g.GinkgoWriter)
-		must(err)
-		dir, err := cluster.ArtifactDir(nil)
-		must(err)
-		fmt.Fprintf(g.GinkgoWriter, "artifacts: %s\n", dir)
-
-		g.By("reading the cluster and picking the baseline")
-		facts, err := cluster.ReadFacts(ctx, c.Config, c.Kube)
-		must(err)
-		fmt.Fprintf(g.GinkgoWriter, "%s\n", facts)
-		root, cleanupBaseline, err := baselineDir(cfg)
-		must(err)
-		g.DeferCleanup(cleanupBaseline)
-		sel, err := baseline.SelectFiles(root, facts.Version, facts.Platform, facts.ControlPlaneTopology)
-		must(err)
-		facts.BaselineFiles = sel.Files
-		fmt.Fprintf(g.GinkgoWriter, "baseline files: %v\n", relFiles(sel.Files))
-		for _, n := range sel.Notes {
-			fmt.Fprintf(g.GinkgoWriter, "  %s\n", n)
+		// phase runs one step; its failure names the phase.
+		phase := func(name, what string, fn func() error) {
+			g.GinkgoHelper()
+			current = name
+			g.By(what)
+			if err := fn(); err != nil {
+				g.Fail(fmt.Sprintf("[%s] %v", name, err))
+			}
 		}
-		must(cluster.WriteJSONArtifact(dir, "cluster-facts.json", facts))
-		// A malformed baseline fails now, not after an hour of observation.
-		bl, err := baseline.Load(sel.Files...)
-		must(err)
 
-		g.By("installing what is missing: NetObserv, a Loki store, the FlowCollector")
+		var (
+			cfg   *cluster.Config
+			facts *cluster.Facts
+			root  string
+			bl    *baseline.Baseline
+		)
+		phase(phaseSetup, "reading the cluster and picking the baseline", func() error {
+			if cfg, err = cluster.FromEnv(nil); err != nil {
+				return err
+			}
+			if c, err = cluster.NewClients(rc, g.GinkgoWriter); err != nil {
+				return err
+			}
+			if dir, err = cluster.ArtifactDir(nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.GinkgoWriter, "artifacts: %s\n", dir)
+			if facts, err = cluster.ReadFacts(ctx, c.Config, c.Kube); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.GinkgoWriter, "%s\n", facts)
+			var cleanup func()
+			if root, cleanup, err = clustercheck.BaselineDir(cfg); err != nil {
+				return err
+			}
+			g.DeferCleanup(cleanup)
+			sel, err := baseline.SelectFiles(root, facts.Version, facts.Platform, facts.ControlPlaneTopology)
+			if err != nil {
+				return err
+			}
+			facts.BaselineFiles = sel.Files
+			fmt.Fprintf(g.GinkgoWriter, "baseline files: %v\n", clustercheck.RelFiles(sel.Files))
+			for _, n := range sel.Notes {
+				fmt.Fprintf(g.GinkgoWriter, "  %s\n", n)
+			}
+			if err := cluster.WriteJSONArtifact(dir, "cluster-facts.json", facts); err != nil {
+				return err
+			}
+			// A malformed baseline fails now, not after an hour of observation.
+			bl, err = baseline.Load(sel.Files...)
+			return err
+		})
+
 		tracker := &cluster.Tracker{}
 		g.DeferCleanup(func(ctx context.Context) {
 			if cfg.KeepInstall {
@@ -86,40 +142,44 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 				fmt.Fprintf(g.GinkgoWriter, "cleanup incomplete: %v\n", err)
 			}
 		})
-		setup, err := cluster.Install(ctx, c, cfg, tracker)
-		_ = cluster.WriteJSONArtifact(dir, "install.json", map[string]any{"setup": setup, "created": tracker.Created()})
-		if err != nil {
-			if errors.Is(err, cluster.ErrNotReady) {
-				if derr := cluster.CollectDiagnostics(ctx, c, dir, cluster.DiagnosticNamespaces(setup)); derr != nil {
-					fmt.Fprintf(g.GinkgoWriter, "diagnostics incomplete: %v\n", derr)
-				}
-				g.Fail(fmt.Sprintf("%v\nOperator status, events and pod logs are in %s/diagnostics.", err, dir))
+		var image string
+		phase(phaseInstall, "installing what is missing: NetObserv, a Loki store, the FlowCollector, the resolver", func() error {
+			setup, err = cluster.Install(ctx, c, cfg, tracker)
+			_ = cluster.WriteJSONArtifact(dir, "install.json", map[string]any{"setup": setup, "created": tracker.Created()})
+			if err != nil {
+				return err
 			}
-			g.Fail(err.Error())
-		}
-		for _, w := range setup.Warnings {
-			fmt.Fprintf(g.GinkgoWriter, "WARNING: %s\n", w)
-		}
-		fmt.Fprintf(g.GinkgoWriter, "flows are stored in %s\n", setup.Store)
+			for _, w := range setup.Warnings {
+				fmt.Fprintf(g.GinkgoWriter, "WARNING: %s\n", w)
+			}
+			fmt.Fprintf(g.GinkgoWriter, "flows are stored in %s\n", setup.Store)
+			if image, err = cluster.ToolsImage(ctx, c, cfg); err != nil {
+				return err
+			}
+			hosts := cluster.ResolvableHosts(append(clustercheck.BaselineHosts(bl), cfg.CanaryHost))
+			return cluster.StartResolver(ctx, c, tracker, cluster.ResolverDeployment(cluster.SuiteNamespace, image, hosts, cfg.ResolveInterval), cfg.InstallTimeout)
+		})
 
-		g.By("starting the in-cluster resolver of the baseline's hostnames")
-		image, err := cluster.ToolsImage(ctx, c, cfg)
-		must(err)
-		hosts := cluster.ResolvableHosts(append(baselineHosts(bl), cfg.CanaryHost))
-		must(cluster.StartResolver(ctx, c, tracker, cluster.ResolverDeployment(cluster.SuiteNamespace, image, hosts, cfg.ResolveInterval), cfg.InstallTimeout))
-
-		win := Window{Start: cfg.WindowStart, StartSource: "EGRESS_WINDOW_START"}
-		if win.Start.IsZero() {
-			g.By("waiting for flows to reach Loki")
-			win.Start, err = waitFlowing(ctx, c, setup.Store)
-			must(err)
+		win := clustercheck.Window{Start: cfg.WindowStart, StartSource: "EGRESS_WINDOW_START"}
+		phase(phaseFlowing, "waiting for flows to reach Loki", func() error {
+			if !win.Start.IsZero() {
+				return nil
+			}
+			conn, err := cluster.ConnectLoki(ctx, c, setup.Store)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			win.Start, err = clustercheck.WaitFlowing(ctx, conn, flowingTimeout)
 			win.StartSource = "first flow ingested after the FlowCollector was ready"
-		}
+			return err
+		})
 		fmt.Fprintf(g.GinkgoWriter, "window starts %s (%s)\n", win.Start.Format(time.RFC3339), win.StartSource)
 
-		g.By(fmt.Sprintf("running the canary: a known connection to %s:%d", cfg.CanaryHost, cfg.CanaryPort))
-		win.Canary, err = cluster.RunCanary(ctx, c, tracker, cluster.CanaryJob(cluster.SuiteNamespace, image, cfg.CanaryHost, cfg.CanaryPort), cfg.InstallTimeout)
-		must(err)
+		phase(phaseCanary, fmt.Sprintf("running the canary: a known connection to %s:%d", cfg.CanaryHost, cfg.CanaryPort), func() error {
+			win.Canary, err = cluster.RunCanary(ctx, c, tracker, cluster.CanaryJob(cluster.SuiteNamespace, image, cfg.CanaryHost, cfg.CanaryPort), cfg.InstallTimeout)
+			return err
+		})
 
 		if cfg.Observe > 0 {
 			g.By(fmt.Sprintf("observing for %s more", cfg.Observe))
@@ -127,54 +187,40 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 		}
 		win.End = time.Now()
 
-		g.By("collecting the hostnames resolved during the window")
-		logs, err := cluster.ResolverLogs(ctx, c)
-		must(err)
-		must(cluster.WriteArtifact(dir, "resolver.log", []byte(logs)))
-		win.Resolutions, win.Unresolved, err = cluster.ParseResolverLog(strings.NewReader(logs), cfg.ResolveInterval)
-		must(err)
-		must(cluster.WriteJSONArtifact(dir, "window.json", win))
-
-		g.By("retrieving the window's egress flows and diffing them against the baseline")
-		conn, err := cluster.ConnectLoki(ctx, c, setup.Store)
-		must(err)
-		defer conn.Close()
-		fmt.Fprintf(g.GinkgoWriter, "Loki: %s\n", conn.Describe)
-		outcome, err := runPipeline(ctx, facts, conn, win)
-		if outcome != nil {
-			if aerr := writeArtifacts(dir, root, outcome); aerr != nil {
-				fmt.Fprintf(g.GinkgoWriter, "%v\n", aerr)
+		var outcome *clustercheck.Outcome
+		phase(phaseCollect, "collecting the window's name resolutions and egress flows", func() error {
+			logs, err := cluster.ResolverLogs(ctx, c)
+			if err != nil {
+				return err
 			}
-		}
-		must(err)
-		fmt.Fprintf(g.GinkgoWriter, "%d egress records, %d matrix entries\n", outcome.Query.Retrieved, len(outcome.Matrix.Entries))
-		// The count, not the slice: failureMessage already shows the entries as a table.
-		o.Expect(len(outcome.Diff.Undocumented)).To(o.BeZero(), failureMessage(outcome, dir))
+			if err := cluster.WriteArtifact(dir, "resolver.log", []byte(logs)); err != nil {
+				return err
+			}
+			if win.Resolutions, win.Unresolved, err = cluster.ParseResolverLog(strings.NewReader(logs), cfg.ResolveInterval); err != nil {
+				return err
+			}
+			if err := cluster.WriteJSONArtifact(dir, "window.json", win); err != nil {
+				return err
+			}
+			conn, err := cluster.ConnectLoki(ctx, c, setup.Store)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			fmt.Fprintf(g.GinkgoWriter, "Loki: %s\n", conn.Describe)
+			outcome, err = clustercheck.Run(ctx, facts, conn, win, g.GinkgoWriter)
+			if outcome != nil {
+				if aerr := clustercheck.WriteArtifacts(dir, root, outcome); aerr != nil {
+					fmt.Fprintf(g.GinkgoWriter, "%v\n", aerr)
+				}
+			}
+			return err
+		})
+
+		current = phaseDiff
+		g.By("diffing the observed matrix against the baseline")
+		fmt.Fprintf(g.GinkgoWriter, "%d egress records, %d matrix entries\n", outcome.Batch.Evidence.Retrieved, len(outcome.Matrix.Entries))
+		// The count, not the slice: the message already shows the entries as a table.
+		o.Expect(len(outcome.Diff.Undocumented)).To(o.BeZero(), "[%s] %s", phaseDiff, clustercheck.FailureMessage(outcome, dir))
 	})
 })
-
-// waitFlowing returns once Loki holds a flow stamped after the call: from then on the
-// window's flows are being recorded.
-func waitFlowing(ctx context.Context, c *cluster.Clients, store *cluster.LokiStore) (time.Time, error) {
-	conn, err := cluster.ConnectLoki(ctx, c, store)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer conn.Close()
-	client, err := lokiquery.New(lokiquery.Config{URL: conn.URL, Tenant: conn.Tenant, Token: conn.Token, TLS: conn.TLS})
-	if err != nil {
-		return time.Time{}, err
-	}
-	start := time.Now()
-	err = client.WaitIngested(ctx, start, lokiquery.Barrier{Timeout: flowingTimeout, Canary: `{app="` + lokiquery.App + `"}`})
-	if err != nil {
-		return time.Time{}, fmt.Errorf("no NetObserv flow reached %s within %s of the FlowCollector being ready: %w", conn.Describe, flowingTimeout, err)
-	}
-	return start, nil
-}
-
-// must fails the spec with err's message, which says what to do.
-func must(err error) {
-	g.GinkgoHelper()
-	o.Expect(err).NotTo(o.HaveOccurred())
-}

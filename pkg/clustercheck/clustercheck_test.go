@@ -1,9 +1,10 @@
-package e2e
+package clustercheck
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/openshift/egress-tests-ext/pkg/cluster"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
+	"github.com/openshift/egress-tests-ext/pkg/observe"
 )
 
 // generatedFacts describe the cluster lokitest.Generate simulates.
@@ -91,11 +93,15 @@ func TestRunPipelineOnRealLoki(t *testing.T) {
 		{Address: netip.MustParseAddr("198.51.100.10"), Host: "quay.io", From: from, To: end},
 		{Address: netip.MustParseAddr("198.51.100.12"), Host: "registry.redhat.io", From: mid, To: end},
 	}
-	if got := rawAddrs(win); len(got) != 1 || got[0] != "198.51.100.12" {
-		t.Fatalf("raw addresses %v", got)
+	names := matrix.NewNames()
+	for _, r := range win.Resolutions {
+		names.Add(r.Address, r.Host, r.From, r.To)
+	}
+	if got := observe.TimeSensitive(names, observe.Window{From: win.Start, To: win.End}); len(got) != 1 || got[0] != "198.51.100.12" {
+		t.Fatalf("time-sensitive addresses %v", got)
 	}
 
-	out, err := runPipeline(ctx, facts, conn, win)
+	out, err := Run(ctx, facts, conn, win, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +147,7 @@ func TestRunPipelineOnRealLoki(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	if err := writeArtifacts(dir, filepath.Join("testdata", "baseline"), out); err != nil {
+	if err := WriteArtifacts(dir, filepath.Join("testdata", "baseline"), out); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"flows.json", "names.json", "matrix.json", "matrix.csv", "matrix.md", "diff.txt", "diff.json", "baseline-update/4.21/common.yaml", "baseline-update/added.json"} {
@@ -161,7 +167,7 @@ func TestRunPipelineOnRealLoki(t *testing.T) {
 		t.Error("the proposed update changed the source baseline")
 	}
 
-	msg := failureMessage(out, dir)
+	msg := FailureMessage(out, dir)
 	t.Log(msg)
 	for _, want := range []string{"UNDOCUMENTED EGRESS", "SOURCE", "DESTINATION", "FIRST SEEN", "baseline-update", "egress flow(s) leave the cluster"} {
 		if !strings.Contains(msg, want) {
@@ -171,7 +177,7 @@ func TestRunPipelineOnRealLoki(t *testing.T) {
 
 	// Without the canary's flow the pipeline is broken, whatever the diff says.
 	win.Canary = &cluster.CanaryResult{Addresses: []string{"192.0.2.200"}, Start: from, End: end}
-	if _, err := runPipeline(ctx, facts, conn, win); err == nil || !strings.Contains(err.Error(), "pipeline is broken") {
+	if _, err := Run(ctx, facts, conn, win, io.Discard); err == nil || !strings.Contains(err.Error(), "pipeline is broken") {
 		t.Errorf("missing canary flow: %v", err)
 	}
 }
@@ -195,7 +201,7 @@ func TestIsCanaryFlow(t *testing.T) {
 }
 
 func TestEmbeddedBaselineExtracts(t *testing.T) {
-	dir, cleanup, err := baselineDir(&cluster.Config{})
+	dir, cleanup, err := BaselineDir(&cluster.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +213,7 @@ func TestEmbeddedBaselineExtracts(t *testing.T) {
 	if _, err := baseline.Load(files...); err != nil {
 		t.Fatalf("the embedded baseline does not load: %v", err)
 	}
-	if d, _, _ := baselineDir(&cluster.Config{BaselineDir: "/x"}); d != "/x" {
+	if d, _, _ := BaselineDir(&cluster.Config{BaselineDir: "/x"}); d != "/x" {
 		t.Errorf("EGRESS_BASELINE_DIR ignored: %s", d)
 	}
 }
@@ -216,7 +222,7 @@ func TestEmbeddedBaselineExtracts(t *testing.T) {
 // workload asked the cluster DNS for are those of every generated record of the window.
 func checkDNSEvidence(t *testing.T, out *Outcome, gen []lokitest.Generated, facts *cluster.Facts, from, end time.Time) {
 	t.Helper()
-	if len(out.DNSQueries) == 0 {
+	if len(out.Batch.DNS) == 0 {
 		t.Fatal("no DNS query retrieved")
 	}
 	var truth []flow.Record
@@ -265,8 +271,8 @@ func checkDNSArtifacts(t *testing.T, dir string, out *Outcome) {
 	if err == nil {
 		err = json.Unmarshal(data, &flows)
 	}
-	if err != nil || len(flows.DNSQueries) != len(out.DNSQueries) || !strings.Contains(flows.DNSQuery, "DnsName") {
-		t.Fatalf("flows.json DNS queries: %v, %d records, want %d; query %q", err, len(flows.DNSQueries), len(out.DNSQueries), flows.DNSQuery)
+	if err != nil || len(flows.DNSQueries) != len(out.Batch.DNS) || !strings.Contains(flows.DNSQuery, "DnsName") {
+		t.Fatalf("flows.json DNS queries: %v, %d records, want %d; query %q", err, len(flows.DNSQueries), len(out.Batch.DNS), flows.DNSQuery)
 	}
 }
 
@@ -296,7 +302,7 @@ func TestRunPipelineRefusesSampledFlows(t *testing.T) {
 	}
 	conn := &cluster.LokiConn{URL: srv.URL, Tenant: srv.Tenant, Describe: "test Loki"}
 	win := Window{Start: from, End: end, Canary: &cluster.CanaryResult{Addresses: []string{canaryAddr}, Start: from, End: end}}
-	_, err := runPipeline(context.Background(), generatedFacts(t), conn, win)
+	_, err := Run(context.Background(), generatedFacts(t), conn, win, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "sampling must be 1") {
 		t.Fatalf("runPipeline with a sampled record: %v; want a failure saying sampling must be 1", err)
 	}

@@ -1,9 +1,14 @@
-package e2e
+// Package clustercheck runs the pipeline against a cluster: the Loki the suite installed,
+// the cluster's facts (networks, node roles), the window's name resolutions and the canary
+// that proves the recording, then the artifacts of the run. The e2e spec and the capture
+// commands share it.
+package clustercheck
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -17,9 +22,10 @@ import (
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/cluster"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
-	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
+	"github.com/openshift/egress-tests-ext/pkg/observe"
 	"github.com/openshift/egress-tests-ext/pkg/report"
+	"github.com/openshift/egress-tests-ext/pkg/source/lokiflows"
 )
 
 // Window is the observation window and the evidence gathered during it.
@@ -35,19 +41,12 @@ type Window struct {
 	Unresolved  []string             `json:"unresolved,omitempty"`
 }
 
-// Outcome is everything the pipeline produced; writeArtifacts stores it.
+// Outcome is everything a cluster run produced; WriteArtifacts stores it.
 type Outcome struct {
-	Query       *lokiquery.Result
-	Matrix      *matrix.Matrix
-	Diff        *baseline.Result
+	*observe.Outcome
 	Names       *matrix.Names
-	Baseline    *baseline.Baseline
 	CanaryFlows []flow.Record // the canary's records found in Loki
 	SuiteFlows  int64         // records of the suite's own namespace, kept out of the matrix
-	// DNSQueries are the window's DNS queries to the cluster DNS, one aggregate per source
-	// workload and name (lokiquery.DNSQueries): the egress selection never holds them, and
-	// they are the evidence (Matrix.DNSQueries) of which names each workload looked up.
-	DNSQueries []flow.Record
 }
 
 // lokiBarrier bounds the wait for the window's last flows to reach Loki: the agents export
@@ -59,89 +58,72 @@ const lokiBarrier = 3 * time.Minute
 // server, machine config server, common TLS alternates.
 var serverPorts = flow.PortPolicy{Extra: map[int]bool{6443: true, 22623: true, 8443: true, 5000: true}}
 
-// runPipeline retrieves the egress flows of the window from Loki, checks the canary's flow is
-// among them (else the pipeline is broken and nothing it says can be trusted), folds the rest
-// into the matrix with the window's names, and diffs it against the cluster's baseline files.
-func runPipeline(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiConn, win Window) (*Outcome, error) {
-	client, err := lokiquery.New(lokiquery.Config{URL: conn.URL, Tenant: conn.Tenant, Token: conn.Token, TLS: conn.TLS})
+// Run retrieves the egress flows of the window from Loki, checks the canary's flow is among
+// them (else the pipeline is broken and nothing it says can be trusted), folds the rest
+// into the matrix with the window's names, and diffs it against the cluster's baseline
+// files. On error, what was produced so far is returned for the artifacts.
+func Run(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiConn, win Window, log io.Writer) (*Outcome, error) {
+	bl, err := baseline.Load(facts.BaselineFiles...)
 	if err != nil {
 		return nil, err
 	}
-	// Server-side aggregation is the fast path; only flows to addresses whose name changes
-	// inside the window are pulled one by one, so each is named for when it happened.
-	res, err := client.Egress(ctx, lokiquery.Options{
-		From: win.Start, To: win.End, Mode: lokiquery.Aggregate, Ports: serverPorts,
-		RawAddrs: rawAddrs(win), Barrier: lokiquery.Barrier{Timeout: lokiBarrier},
-	})
+	src, err := lokiflows.New(lokiflows.Config{URL: conn.URL, Tenant: conn.Tenant, Token: conn.Token, TLS: conn.TLS,
+		IngestWait: lokiBarrier, DNS: true, Describe: conn.Describe})
 	if err != nil {
-		return nil, fmt.Errorf("retrieve the egress flows of %s: %w", conn.Describe, err)
+		return nil, err
 	}
-	// The same window (the barrier above already waited for it). DNS names are evidence the
-	// report shows next to the entries: a failure fails the run rather than drop them.
-	dns, err := client.DNSQueries(ctx, lokiquery.Options{From: win.Start, To: win.End})
-	if err != nil {
-		return nil, fmt.Errorf("retrieve the DNS queries of %s: %w", conn.Describe, err)
-	}
-	out := &Outcome{Query: res, Names: matrix.NewNames(), DNSQueries: dns}
+	out := &Outcome{Names: matrix.NewNames()}
 	for _, r := range win.Resolutions {
 		out.Names.Add(r.Address, r.Host, r.From, r.To)
 	}
-
-	var kept []flow.Record
-	for _, r := range res.Records {
-		if r.SrcNamespace == cluster.SuiteNamespace {
-			out.SuiteFlows += r.Count
-			if isCanaryFlow(r, win.Canary) {
-				out.CanaryFlows = append(out.CanaryFlows, r)
+	opts := MatrixOptions(facts)
+	opts.Names = out.Names
+	res, err := observe.Run(ctx, observe.Config{
+		Source: src, Window: observe.Window{From: win.Start, To: win.End}, Matrix: opts, Baseline: bl, Log: log,
+		// The suite's resolver and canary are not the cluster's.
+		Exclude: func(r flow.Record) bool { return r.SrcNamespace == cluster.SuiteNamespace },
+		Prove: func(excluded []flow.Record) error {
+			for _, r := range excluded {
+				if r.DNSName == "" {
+					out.SuiteFlows += r.Count
+				}
+				if isCanaryFlow(r, win.Canary) {
+					out.CanaryFlows = append(out.CanaryFlows, r)
+				}
 			}
-			continue
-		}
-		kept = append(kept, r)
-	}
-	if win.Canary != nil && len(out.CanaryFlows) == 0 {
-		return out, fmt.Errorf("the canary connected to %s between %s and %s, but no flow from %s/%s to it is in Loki (%d egress records retrieved, %d from the suite's namespace): the flow pipeline is broken (agent, processor or Loki), so this run cannot tell whether the cluster's egress is documented",
-			strings.Join(win.Canary.Addresses, ", "), win.Canary.Start.Format(time.RFC3339), win.Canary.End.Format(time.RFC3339),
-			cluster.SuiteNamespace, cluster.CanaryName, len(res.Records), out.SuiteFlows)
-	}
-
-	b := matrix.NewBuilder(matrix.Options{ClusterNetworks: clusterPrefixes(facts), NodeRoles: nodeRoles(facts), Ports: serverPorts, Names: out.Names})
-	b.AddDecodeStats(res.Decode)
-	for _, r := range kept {
-		b.Add(r)
-	}
-	for _, r := range dns {
-		if r.SrcNamespace != cluster.SuiteNamespace { // the suite's resolver and canary are not the cluster's
-			b.Add(r)
-		}
-	}
-	out.Matrix = b.Matrix()
-	// Sampled or undecodable records mean connections may be missing: fail rather than
-	// report a clean diff. (An empty matrix is not checked here: the canary already proved
-	// that flows reach Loki, and a cluster with no egress at all is a valid result.)
-	if s := out.Matrix.Stats; s.Sampled > 0 || s.Undecodable > 0 {
-		return out, fmt.Errorf("the window's flows cannot prove the cluster's egress: %w", out.Matrix.Check())
-	}
-
-	out.Baseline, err = baseline.Load(facts.BaselineFiles...)
+			if win.Canary != nil && len(out.CanaryFlows) == 0 {
+				return fmt.Errorf("the canary connected to %s between %s and %s, but no flow from %s/%s to it is in Loki (%d records from the suite's namespace): the flow pipeline is broken (agent, processor or Loki), so this run cannot tell whether the cluster's egress is documented",
+					strings.Join(win.Canary.Addresses, ", "), win.Canary.Start.Format(time.RFC3339), win.Canary.End.Format(time.RFC3339),
+					cluster.SuiteNamespace, cluster.CanaryName, out.SuiteFlows)
+			}
+			return nil
+		},
+	})
+	out.Outcome = res
 	if err != nil {
-		return out, err
+		return out, fmt.Errorf("retrieve and fold the egress flows of %s: %w", conn.Describe, err)
 	}
-	out.Diff = baseline.Diff(out.Matrix, out.Baseline)
 	return out, nil
 }
 
-// rawAddrs are the addresses whose resolution to a name starts or ends inside the window.
-func rawAddrs(win Window) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, r := range win.Resolutions {
-		if (r.From.After(win.Start) || r.To.Before(win.End)) && !seen[r.Address.String()] {
-			seen[r.Address.String()] = true
-			out = append(out, r.Address.String())
-		}
+// WaitFlowing returns once the store holds a flow stamped after the call: from then on the
+// window's flows are being recorded.
+func WaitFlowing(ctx context.Context, conn *cluster.LokiConn, timeout time.Duration) (time.Time, error) {
+	src, err := lokiflows.New(lokiflows.Config{URL: conn.URL, Tenant: conn.Tenant, Token: conn.Token, TLS: conn.TLS, Describe: conn.Describe})
+	if err != nil {
+		return time.Time{}, err
 	}
-	sort.Strings(out)
-	return out
+	start := time.Now()
+	if err := src.WaitFlowing(ctx, start, timeout); err != nil {
+		return time.Time{}, fmt.Errorf("no NetObserv flow reached %s within %s of the FlowCollector being ready: %w", conn.Describe, timeout, err)
+	}
+	return start, nil
+}
+
+// MatrixOptions are the cluster's networks, node roles and server ports as the matrix
+// builder takes them.
+func MatrixOptions(f *cluster.Facts) matrix.Options {
+	return matrix.Options{ClusterNetworks: clusterPrefixes(f), NodeRoles: nodeRoles(f), Ports: serverPorts}
 }
 
 // isCanaryFlow reports whether r is the canary's connection: from its Job to an address it
@@ -182,11 +164,11 @@ func nodeRoles(f *cluster.Facts) map[string]string {
 	return out
 }
 
-// failureMessage is what the spec fails with when flows are undocumented: the table of them
+// FailureMessage is what the spec fails with when flows are undocumented: the table of them
 // and how to update the baseline.
-func failureMessage(o *Outcome, dir string) string {
+func FailureMessage(o *Outcome, dir string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d egress flow(s) leave the cluster without being documented in the baseline (%s).\n\n", len(o.Diff.Undocumented), strings.Join(relFiles(o.Baseline.Files), ", "))
+	fmt.Fprintf(&b, "%d egress flow(s) leave the cluster without being documented in the baseline (%s).\n\n", len(o.Diff.Undocumented), strings.Join(RelFiles(o.Baseline.Files), ", "))
 	if err := report.WriteDiff(&b, o.Diff, report.Text); err != nil {
 		fmt.Fprintf(&b, "(diff not rendered: %v)\n", err)
 	}
@@ -195,7 +177,7 @@ func failureMessage(o *Outcome, dir string) string {
 	return b.String()
 }
 
-func relFiles(files []string) []string {
+func RelFiles(files []string) []string {
 	out := make([]string, 0, len(files))
 	for _, f := range files {
 		if i := strings.Index(f, string(filepath.Separator)+"baseline"+string(filepath.Separator)); i >= 0 {
@@ -206,9 +188,9 @@ func relFiles(files []string) []string {
 	return out
 }
 
-// baselineDir is EGRESS_BASELINE_DIR, or the embedded baseline written to a temporary
+// BaselineDir is EGRESS_BASELINE_DIR, or the embedded baseline written to a temporary
 // directory (pkg/baseline reads files).
-func baselineDir(cfg *cluster.Config) (dir string, cleanup func(), err error) {
+func BaselineDir(cfg *cluster.Config) (dir string, cleanup func(), err error) {
 	if cfg.BaselineDir != "" {
 		return cfg.BaselineDir, func() {}, nil
 	}
@@ -239,8 +221,8 @@ func baselineDir(cfg *cluster.Config) (dir string, cleanup func(), err error) {
 	return dir, cleanup, nil
 }
 
-// baselineHosts lists the hostnames the baseline documents, for the resolver.
-func baselineHosts(b *baseline.Baseline) []string {
+// BaselineHosts lists the hostnames the baseline documents, for the resolver.
+func BaselineHosts(b *baseline.Baseline) []string {
 	var hosts []string
 	for _, e := range b.Entries {
 		if e.Destination.Host != "" {
@@ -290,9 +272,9 @@ func proposeUpdate(dir, baselineRoot string, files []string, m *matrix.Matrix) (
 	return added, nil
 }
 
-// writeArtifacts stores the run: the observed matrix (json, csv, markdown), the diff (text
+// WriteArtifacts stores the run: the observed matrix (json, csv, markdown), the diff (text
 // and json), the raw flows retrieved, the names used, and the proposed baseline update.
-func writeArtifacts(dir, baselineRoot string, o *Outcome) error {
+func WriteArtifacts(dir, baselineRoot string, o *Outcome) error {
 	var errs []string
 	put := func(name string, render func(*bytes.Buffer) error) {
 		var buf bytes.Buffer
@@ -304,11 +286,15 @@ func writeArtifacts(dir, baselineRoot string, o *Outcome) error {
 			errs = append(errs, err.Error())
 		}
 	}
-	if o.Query != nil {
+	if o.Outcome == nil {
+		o.Outcome = &observe.Outcome{}
+	}
+	if o.Batch != nil {
+		ev := o.Batch.Evidence
 		if err := cluster.WriteJSONArtifact(dir, "flows.json", map[string]any{
-			"query": o.Query.Query, "mode": o.Query.Mode.String(), "retrieved": o.Query.Retrieved, "expected": o.Query.Expected,
-			"pieces": o.Query.Pieces, "decode": o.Query.Decode, "records": o.Query.Records,
-			"dnsQuery": lokiquery.DNSPipeline(nil).String(), "dnsQueries": o.DNSQueries,
+			"source": ev.Source, "query": ev.Query, "mode": ev.Mode, "retrieved": ev.Retrieved, "expected": ev.Expected,
+			"pieces": ev.Pieces, "requests": ev.Requests, "decode": ev.Decode, "records": o.Batch.Records,
+			"dnsQuery": ev.DNSQuery, "dnsQueries": o.Batch.DNS, "excluded": o.Excluded,
 		}); err != nil {
 			errs = append(errs, err.Error())
 		}
