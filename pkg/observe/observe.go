@@ -84,6 +84,9 @@ type Evidence struct {
 	Expected  int64 `json:"expected"`
 	// Decode accounts for records that could not be decoded (not in Records).
 	Decode flow.Stats `json:"decode"`
+	// OutsideWindow counts records the source held but left out because they fall outside
+	// the window asked for (a file saved for a wider one).
+	OutsideWindow int64 `json:"outsideWindow,omitempty"`
 	// Pieces and Requests say how the window was split and how many calls it took.
 	Pieces   int `json:"pieces,omitempty"`
 	Requests int `json:"requests,omitempty"`

@@ -50,6 +50,9 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 		ev.Source, ev.Retrieved, cfg.Window.describe(), len(batch.Records), orDefault(ev.Mode, "flow"),
 		len(batch.DNS), ev.Requests, ev.Elapsed.Round(time.Millisecond))
 
+	if ev.OutsideWindow > 0 {
+		fmt.Fprintf(log, "%s: %d records outside the window left out\n", ev.Source, ev.OutsideWindow)
+	}
 	b := matrix.NewBuilder(cfg.Matrix)
 	b.AddDecodeStats(ev.Decode)
 	for _, r := range batch.Records {

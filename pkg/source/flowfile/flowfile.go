@@ -31,8 +31,8 @@ func New(paths ...string) (*Source, error) {
 // Describe implements observe.Source.
 func (s *Source) Describe() string { return "flows " + strings.Join(s.Paths, ", ") }
 
-// Collect implements observe.Source. Records outside a set window are counted as
-// undecodable would be: a file cut for another window is not the one asked for.
+// Collect implements observe.Source. With a window set, records outside it are left out
+// and counted (Evidence.OutsideWindow).
 func (s *Source) Collect(_ context.Context, req observe.Request) (*observe.Batch, error) {
 	start := time.Now()
 	b := &observe.Batch{Evidence: observe.Evidence{Source: s.Describe(), Mode: "file", Expected: -1, Query: strings.Join(s.Paths, ",")}}
@@ -53,9 +53,7 @@ func (s *Source) Collect(_ context.Context, req observe.Request) (*observe.Batch
 		b.Evidence.Decode.Add(st)
 		b.Evidence.Retrieved += st.Undecodable
 	}
-	if outside > 0 {
-		b.Evidence.Mode = fmt.Sprintf("file (%d records outside the window left out)", outside)
-	}
+	b.Evidence.OutsideWindow = outside
 	b.Evidence.Elapsed = time.Since(start)
 	return b, nil
 }
