@@ -576,27 +576,56 @@ func decodeLokiValue(labels map[string]string, parts []json.RawMessage) (Record,
 	if err := json.Unmarshal(parts[1], &line); err != nil {
 		return Record{}, fmt.Errorf("line %s is not a string", truncate(parts[1], 40))
 	}
+	var meta map[string]string
 	if len(parts) > 2 {
-		var meta lokiMeta
-		if json.Unmarshal(parts[2], &meta) == nil && len(meta.StructuredMetadata)+len(meta.Parsed) > 0 {
-			merged := make(map[string]string, len(labels)+len(meta.StructuredMetadata)+len(meta.Parsed))
-			for _, m := range []map[string]string{meta.Parsed, meta.StructuredMetadata, labels} {
-				for k, v := range m {
-					merged[k] = v
-				}
-			}
-			labels = merged
+		meta = EntryMetadata(parts[2])
+	}
+	ns, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		ns = -1 // only an error if the line has no TimeFlowEndMs either
+	}
+	return DecodeEntry(labels, ns, []byte(line), meta)
+}
+
+// EntryMetadata reads the third element of a Loki entry, when Loki categorizes labels:
+// {"structuredMetadata": {...}, "parsed": {...}}, merged (structured metadata wins). Nil
+// when there is none or it is not that shape: it is never part of a flow record's identity.
+func EntryMetadata(raw []byte) map[string]string {
+	var m lokiMeta
+	if json.Unmarshal(raw, &m) != nil || len(m.StructuredMetadata)+len(m.Parsed) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m.StructuredMetadata)+len(m.Parsed))
+	for _, src := range []map[string]string{m.Parsed, m.StructuredMetadata} {
+		for k, v := range src {
+			out[k] = v
 		}
 	}
-	rec, err := DecodeLine(labels, []byte(line))
+	return out
+}
+
+// DecodeEntry decodes one Loki entry, whichever way it was read (a live answer or a saved
+// one): the stream labels, the entry's nanosecond timestamp, the JSON line and the entry's
+// metadata (EntryMetadata; nil for none). Labels win over metadata, and both over the line.
+// Loki's entry timestamp is TimeFlowEndMs: it stands in for a line that lost the field.
+func DecodeEntry(labels map[string]string, ns int64, line []byte, meta map[string]string) (Record, error) {
+	if len(meta) > 0 {
+		merged := make(map[string]string, len(labels)+len(meta))
+		for k, v := range meta {
+			merged[k] = v
+		}
+		for k, v := range labels {
+			merged[k] = v
+		}
+		labels = merged
+	}
+	rec, err := DecodeLine(labels, line)
 	if err != nil {
 		return rec, err
 	}
 	if rec.End.IsZero() {
-		// Loki's entry timestamp is TimeFlowEndMs; use it when the line lost the field.
-		ns, perr := strconv.ParseInt(ts, 10, 64)
-		if perr != nil {
-			return Record{}, fmt.Errorf("timestamp %q is not nanoseconds since the epoch", ts)
+		if ns <= 0 {
+			return Record{}, fmt.Errorf("the line has no TimeFlowEndMs and the entry timestamp %d is not nanoseconds since the epoch", ns)
 		}
 		rec.End = unixNano(ns)
 		if rec.Start.IsZero() {
@@ -604,7 +633,7 @@ func decodeLokiValue(labels map[string]string, parts []json.RawMessage) (Record,
 		}
 		// Only the times changed since DecodeLine validated the rest.
 		if err := rec.validate(true); err != nil {
-			return Record{}, fmt.Errorf("entry timestamp %s: %w", ts, err)
+			return Record{}, fmt.Errorf("entry timestamp %d: %w", ns, err)
 		}
 	}
 	return rec, nil

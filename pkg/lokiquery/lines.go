@@ -53,7 +53,7 @@ func (c *Client) queryLines(ctx context.Context, query string, limit int, start,
 // (valid until fn returns). A status other than success, a warning that the answer is
 // partial, another result type and anything malformed are errors, found once the whole
 // answer is read: what fn was given is only good if readStreams returns nil.
-func readStreams(r io.Reader, fn func(s *lineStream, ts int64, quoted jsontext.Value)) error {
+func readStreams(r io.Reader, fn func(s *lineStream, ts int64, quoted, meta jsontext.Value)) error {
 	// NetObserv writes valid UTF-8; a line that is not is pkg/flow's to report, not a
 	// reason to drop the batch.
 	d := jsontext.NewDecoder(r, jsontext.AllowInvalidUTF8(true))
@@ -105,7 +105,7 @@ func wantStreams(resultType string) error {
 
 // readStream reads one stream of a streams answer. Loki writes its labels before its
 // values; entries cannot be handed on without their labels, so the other order is an error.
-func readStream(d *jsontext.Decoder, index int, fn func(s *lineStream, ts int64, quoted jsontext.Value)) error {
+func readStream(d *jsontext.Decoder, index int, fn func(s *lineStream, ts int64, quoted, meta jsontext.Value)) error {
 	var s *lineStream
 	return eachMember(d, func(name string) error {
 		switch name {
@@ -121,6 +121,7 @@ func readStream(d *jsontext.Decoder, index int, fn func(s *lineStream, ts int64,
 			s.key = mapKey(s.labels)
 			return nil
 		case "values":
+			var lineBuf []byte
 			if s == nil {
 				return errors.New(`a stream's "values" come before its "stream" labels`)
 			}
@@ -145,13 +146,24 @@ func readStream(d *jsontext.Decoder, index int, fn func(s *lineStream, ts int64,
 				if k := d.PeekKind(); k != '"' {
 					return fmt.Errorf("entry line is %v, not a string", k)
 				}
-				line, err := d.ReadValue()
+				v, err := d.ReadValue()
 				if err != nil {
 					return err
 				}
-				fn(s, ns, line)
+				// A read value is only good until the next Peek or Read: the line is kept
+				// in a buffer of the stream's past the metadata, for fn.
+				line := jsontext.Value(append(lineBuf[:0], v...))
+				lineBuf = line
+				// Structured metadata, when Loki categorizes labels, is read as a file's
+				// would be (flow.DecodeEntry); nothing after it is part of an entry.
+				var meta jsontext.Value
+				if d.PeekKind() == '{' {
+					if meta, err = d.ReadValue(); err != nil {
+						return err
+					}
+				}
+				fn(s, ns, line, meta)
 				s.entry++
-				// Structured metadata, if Loki sends any, is not part of a flow record.
 				for d.PeekKind() != ']' {
 					if err := d.SkipValue(); err != nil {
 						return err

@@ -26,7 +26,7 @@ type readEntry struct {
 // readAll reads an answer with readStreams and returns what it handed on, unquoted.
 func readAll(body []byte) ([]readEntry, error) {
 	var out []readEntry
-	err := readStreams(bytes.NewReader(body), func(s *lineStream, ts int64, quoted jsontext.Value) {
+	err := readStreams(bytes.NewReader(body), func(s *lineStream, ts int64, quoted, _ jsontext.Value) {
 		line, err := jsontext.AppendUnquote(nil, quoted)
 		if err != nil {
 			panic(err)

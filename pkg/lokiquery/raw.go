@@ -256,7 +256,7 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 			out.folded = aggregates{}
 		}
 		var buf []byte
-		return readStreams(body, func(s *lineStream, ts int64, quoted jsontext.Value) {
+		return readStreams(body, func(s *lineStream, ts int64, quoted, meta jsontext.Value) {
 			id := entryID{stream: s.key, ts: ts, line: maphash.Bytes(rd.seed, quoted)}
 			out.entries++
 			switch {
@@ -273,7 +273,11 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 			var err error
 			buf, err = jsontext.AppendUnquote(buf[:0], quoted)
 			if err == nil {
-				rec, err = flow.DecodeLine(s.labels, buf)
+				var md map[string]string
+				if meta != nil {
+					md = flow.EntryMetadata(meta)
+				}
+				rec, err = flow.DecodeEntry(s.labels, ts, buf, md)
 			}
 			if err != nil {
 				out.undecodable++

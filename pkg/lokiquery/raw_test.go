@@ -80,7 +80,7 @@ func TestAnswerHoldGatesDecoding(t *testing.T) {
 	entries := 0
 	read := func(r io.Reader) error {
 		entries = 0
-		return readStreams(r, func(*lineStream, int64, jsontext.Value) { entries++ })
+		return readStreams(r, func(*lineStream, int64, jsontext.Value, jsontext.Value) { entries++ })
 	}
 	if err := c.queryLines(withAnswerHold(ctx, second), query, 100, from, to, read); !errors.Is(err, context.DeadlineExceeded) || second.held {
 		t.Fatalf("with the slot taken: err %v, held %v; want a deadline while waiting for the slot", err, second.held)
