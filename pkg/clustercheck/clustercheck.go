@@ -56,7 +56,7 @@ const lokiBarrier = 3 * time.Minute
 
 // serverPorts are the registered (above 1023) ports the cluster is known to serve on: API
 // server, machine config server, common TLS alternates.
-var serverPorts = flow.PortPolicy{Extra: map[int]bool{6443: true, 22623: true, 8443: true, 5000: true}}
+var serverPorts = matrix.PortPolicy{Extra: map[int]bool{6443: true, 22623: true, 8443: true, 5000: true}}
 
 // Run retrieves the egress flows of the window from Loki, checks the canary's flow is among
 // them (else the pipeline is broken and nothing it says can be trusted), folds the rest

@@ -390,18 +390,6 @@ func TestLabelsEquivalentToLine(t *testing.T) {
 	}
 }
 
-func TestPortPolicy(t *testing.T) {
-	p := PortPolicy{Extra: map[int]bool{6443: true}}
-	for _, c := range []struct {
-		port              int
-		server, ephemeral bool
-	}{{0, false, false}, {22, true, false}, {1023, true, false}, {1024, false, true}, {6443, true, false}, {EphemeralPort, false, true}, {50000, false, true}} {
-		if p.IsServerPort(c.port) != c.server || p.IsEphemeral(c.port) != c.ephemeral {
-			t.Errorf("port %d: server %v ephemeral %v", c.port, p.IsServerPort(c.port), p.IsEphemeral(c.port))
-		}
-	}
-}
-
 func TestDecodeGzip(t *testing.T) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)

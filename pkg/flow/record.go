@@ -30,7 +30,7 @@ const (
 	FlagRSTACK uint32 = 0x400
 )
 
-// EphemeralPort stands in Record.SrcPort for "some port the PortPolicy calls ephemeral" when a
+// EphemeralPort stands in Record.SrcPort for "some port matrix.PortPolicy calls dynamic" when a
 // record is a server-side aggregate that did not keep the exact client port.
 const EphemeralPort = -1
 
@@ -120,19 +120,3 @@ func (r *Record) IsIP() bool { return r.Etype == 0 || r.Etype == EtypeIPv4 || r.
 
 // HasSYN reports whether the record saw a pure SYN, i.e. it goes client → server.
 func (r *Record) HasSYN() bool { return r.Flags&FlagSYN != 0 }
-
-// PortPolicy says which ports are server ports. A port below 1024 always is; Extra adds
-// registered ports a cluster is known to serve on (6443, 8443, ...).
-type PortPolicy struct {
-	Extra map[int]bool
-}
-
-// IsServerPort reports whether p is well known or configured.
-func (p PortPolicy) IsServerPort(port int) bool {
-	return (port > 0 && port < 1024) || p.Extra[port]
-}
-
-// IsEphemeral reports whether p can only be a client's port.
-func (p PortPolicy) IsEphemeral(port int) bool {
-	return port == EphemeralPort || (port >= 1024 && !p.Extra[port])
-}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/openshift/egress-tests-ext/internal/lokitest"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 // EnhancementQuery is the egress query of the enhancement proposal, for comparison: raw
@@ -76,9 +77,9 @@ func BenchmarkEgress(b *testing.B) {
 		if err := s.PushWith(context.Background(), es, lokitest.PushOptions{BatchEntries: 20000, Concurrency: 4}); err != nil {
 			b.Fatal(err)
 		}
-		want = append(want, expected(gs, flow.PortPolicy{}, from, to)...)
+		want = append(want, expected(gs, matrix.PortPolicy{}, from, to)...)
 	}
-	want = Fold(want)
+	want = matrix.Fold(want)
 	b.Logf("pushed %d records in %s", n, time.Since(pushStart).Round(time.Millisecond))
 	var wantLines int64
 	for _, r := range want {

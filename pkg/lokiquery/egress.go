@@ -1,7 +1,6 @@
 package lokiquery
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 // App is the stream label every NetObserv record carries; a stream selector needs one
@@ -50,7 +50,7 @@ type Options struct {
 	Matchers []Matcher
 	// Ports says which source ports aggregation keeps exact; the others become
 	// flow.EphemeralPort.
-	Ports flow.PortPolicy
+	Ports matrix.PortPolicy
 	Mode  Mode
 	// BatchSize is the line limit of one raw request (default 5000, lowered to the
 	// server's max_entries_limit_per_query when Loki says so).
@@ -263,7 +263,7 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 		res.Pieces += r.pieces
 		if len(o.RawAddrs) > 0 {
 			// The aggregates are distinct already; raw records may repeat keys.
-			res.Records = Fold(res.Records)
+			res.Records = matrix.Fold(res.Records)
 		}
 	}
 	res.Expected = expected
@@ -383,7 +383,7 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 		res.Records = append(res.Records, rec)
 		res.Retrieved += a.count
 	}
-	sortRecords(res.Records)
+	matrix.SortRecords(res.Records)
 	return perNS, nil
 }
 
@@ -832,49 +832,6 @@ func parseFlagsLabel(v string) (uint32, error) {
 	return uint32(n), nil
 }
 
-// sortRecords gives a stable order, so outputs and --save-flows files are reproducible.
-func sortRecords(rs []flow.Record) {
-	slices.SortFunc(rs, func(a, b flow.Record) int { return compareRecords(&a, &b) })
-}
-
-// compareRecords orders records on every field, most telling first.
-func compareRecords(a, b *flow.Record) int {
-	if c := cmp.Or(
-		strings.Compare(a.SrcNamespace, b.SrcNamespace), strings.Compare(a.SrcOwnerName, b.SrcOwnerName),
-		strings.Compare(a.SrcHostName, b.SrcHostName), strings.Compare(a.SrcAddr, b.SrcAddr),
-		strings.Compare(a.DstAddr, b.DstAddr), cmp.Compare(a.DstPort, b.DstPort), cmp.Compare(a.SrcPort, b.SrcPort),
-		cmp.Compare(a.Flags, b.Flags), a.End.Compare(b.End), a.Start.Compare(b.Start),
-	); c != 0 {
-		return c
-	}
-	return cmp.Or(
-		strings.Compare(a.SrcOwnerType, b.SrcOwnerType), strings.Compare(a.SrcName, b.SrcName),
-		strings.Compare(a.SrcType, b.SrcType), strings.Compare(a.SrcSubnetLabel, b.SrcSubnetLabel),
-		strings.Compare(a.DstNamespace, b.DstNamespace), strings.Compare(a.DstOwnerName, b.DstOwnerName),
-		strings.Compare(a.DstOwnerType, b.DstOwnerType), strings.Compare(a.DstName, b.DstName),
-		strings.Compare(a.DstType, b.DstType), strings.Compare(a.DstSubnetLabel, b.DstSubnetLabel),
-		strings.Compare(a.DstHostName, b.DstHostName), cmp.Compare(a.Proto, b.Proto),
-		strings.Compare(a.FlowDirection, b.FlowDirection), strings.Compare(a.FlowLayer, b.FlowLayer),
-		strings.Compare(a.ClusterName, b.ClusterName), strings.Compare(a.DNSName, b.DNSName), cmp.Compare(a.DNSID, b.DNSID),
-		strings.Compare(a.XlatSrcAddr, b.XlatSrcAddr), strings.Compare(a.XlatDstAddr, b.XlatDstAddr),
-		cmp.Compare(a.XlatSrcPort, b.XlatSrcPort), cmp.Compare(a.XlatDstPort, b.XlatDstPort),
-		cmp.Compare(a.Bytes, b.Bytes), cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Count, b.Count),
-		compareBool(a.Duplicate, b.Duplicate), strings.Compare(a.Interfaces, b.Interfaces),
-		strings.Compare(a.IfDirections, b.IfDirections), cmp.Compare(a.Sampling, b.Sampling),
-		strings.Compare(a.AgentIP, b.AgentIP), cmp.Compare(a.Etype, b.Etype),
-	)
-}
-
-func compareBool(a, b bool) int {
-	switch {
-	case a == b:
-		return 0
-	case a:
-		return 1
-	}
-	return -1
-}
-
 // count is Loki's own count of the lines a pipeline selects in [from, to), split by time
 // when a limit requires it.
 func (c *Client) count(ctx context.Context, p Pipeline, from, to time.Time, minPiece time.Duration) (int64, error) {
@@ -942,3 +899,5 @@ func (c *Client) countBy(ctx context.Context, p Pipeline, from, to time.Time, mi
 	}
 	return total, g.Wait()
 }
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

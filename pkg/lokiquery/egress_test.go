@@ -32,7 +32,7 @@ func pushed(t *testing.T, s *lokitest.Server, gs []lokitest.Generated) {
 }
 
 // expected is the aggregate answer computed in Go from the generated truth.
-func expected(gs []lokitest.Generated, p flow.PortPolicy, from, to time.Time) []flow.Record {
+func expected(gs []lokitest.Generated, p matrix.PortPolicy, from, to time.Time) []flow.Record {
 	var rs []flow.Record
 	for _, g := range gs {
 		if g.Time.Before(from) || !g.Time.Before(to) {
@@ -41,9 +41,9 @@ func expected(gs []lokitest.Generated, p flow.PortPolicy, from, to time.Time) []
 		if g.Truth.DstType != "" || g.Truth.DstSubnetLabel == "Pods" || g.Truth.DstSubnetLabel == "Services" || g.Truth.DstSubnetLabel == "Machines" {
 			continue
 		}
-		rs = append(rs, Project(g.Truth, p))
+		rs = append(rs, matrix.Project(g.Truth, p))
 	}
-	return Fold(rs)
+	return matrix.Fold(rs)
 }
 
 func diffRecords(t *testing.T, got, want []flow.Record) {
@@ -175,7 +175,7 @@ func TestEgressAggregateExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := expected(gs, flow.PortPolicy{}, from, to)
+	want := expected(gs, matrix.PortPolicy{}, from, to)
 	diffRecords(t, res.Records, want)
 	if n := refused.Load(); n > 0 || res.Pieces < 4 {
 		t.Errorf("%d queries were refused by max_query_series in %d pieces; the plan should fit the limit in 4 or more", n, res.Pieces)
@@ -187,8 +187,8 @@ func TestEgressAggregateExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, wantCounts := countsOnly(res.Records), countsOnly(want)
-	sortRecords(got)
-	sortRecords(wantCounts)
+	matrix.SortRecords(got)
+	matrix.SortRecords(wantCounts)
 	diffRecords(t, got, wantCounts)
 }
 
@@ -210,7 +210,7 @@ func TestEgressRawExact(t *testing.T) {
 			want = append(want, g.Truth)
 		}
 	}
-	sortRecords(want)
+	matrix.SortRecords(want)
 	diffRecords(t, res.Records, want)
 	sameMatrix(t, res.Records, gs, from, to)
 }
@@ -218,7 +218,7 @@ func TestEgressRawExact(t *testing.T) {
 func TestEgressServerPortsPolicy(t *testing.T) {
 	s, gs, from, to := sharedLoki(t)
 	c := newClient(t, s)
-	p := flow.PortPolicy{Extra: map[int]bool{8443: true, 40001: true}}
+	p := matrix.PortPolicy{Extra: map[int]bool{8443: true, 40001: true}}
 	res, err := c.Egress(context.Background(), Options{From: from, To: to, Ports: p})
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +296,7 @@ func TestEgressSNATFolds(t *testing.T) {
 	// 203.0.113.20 is named for part of the window only (matrixOptions): pulled raw.
 	for _, o := range []Options{
 		{From: from, To: to, RawAddrs: []string{"203.0.113.20"}},
-		{From: from, To: to, RawAddrs: []string{"203.0.113.20"}, Ports: flow.PortPolicy{Extra: map[int]bool{8443: true}}},
+		{From: from, To: to, RawAddrs: []string{"203.0.113.20"}, Ports: matrix.PortPolicy{Extra: map[int]bool{8443: true}}},
 	} {
 		res, err := c.Egress(context.Background(), o)
 		if err != nil {
@@ -347,8 +347,8 @@ func TestEgressHardLinesRawInBatches(t *testing.T) {
 	if n := batches.Load(); n < 3 {
 		t.Fatalf("the hard lines were read in %d batches of 5; the capture should need 3 or more", n)
 	}
-	want := countsOnly(expected(gs, flow.PortPolicy{}, from, to))
-	sortRecords(want) // without times the order is another
+	want := countsOnly(expected(gs, matrix.PortPolicy{}, from, to))
+	matrix.SortRecords(want) // without times the order is another
 	diffRecords(t, res.Records, want)
 }
 
@@ -376,7 +376,7 @@ func TestEgressDefaultReadsShardsExactly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+		diffRecords(t, res.Records, expected(gs, matrix.PortPolicy{}, from, to))
 		if res.Retrieved != res.Expected || res.Decode.Undecodable != 0 {
 			t.Fatalf("batch %d: retrieved %d of %d, %d undecodable", batch, res.Retrieved, res.Expected, res.Decode.Undecodable)
 		}
@@ -392,7 +392,7 @@ func TestEgressDefaultReadsShardsExactly(t *testing.T) {
 
 func mustQueries(t *testing.T) []aggQuery {
 	t.Helper()
-	qs, err := aggregateQueries(EgressPipeline(nil), flow.PortPolicy{})
+	qs, err := aggregateQueries(EgressPipeline(nil), matrix.PortPolicy{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,8 +459,8 @@ func TestCountsOnlyPacksNamespacesOverTheLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := countsOnly(expected(gs, flow.PortPolicy{}, from, to))
-	sortRecords(want)
+	want := countsOnly(expected(gs, matrix.PortPolicy{}, from, to))
+	matrix.SortRecords(want)
 	diffRecords(t, res.Records, want)
 	t.Logf("%d namespaces, %d of them over %d lines: %d namespace queries, %d refused", len(perNS), over, limits.MaxQuerySeries, namespaced.Load(), refused.Load())
 	if over < 15 || int(namespaced.Load()) > over/2 || refused.Load() > 0 {

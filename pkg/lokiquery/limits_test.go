@@ -18,6 +18,7 @@ import (
 
 	"github.com/openshift/egress-tests-ext/internal/lokitest"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 // small is a capture for the tests that start their own Loki.
@@ -40,7 +41,7 @@ func TestSplitOnQueryLength(t *testing.T) {
 	if res.Pieces < 3 {
 		t.Fatalf("a 1h window under a 25m max_query_length must be split in 3 or more pieces, got %d", res.Pieces)
 	}
-	diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+	diffRecords(t, res.Records, expected(gs, matrix.PortPolicy{}, from, to))
 
 	raw, err := c.Egress(context.Background(), Options{From: from, To: to, Mode: Raw})
 	if err != nil {
@@ -48,9 +49,9 @@ func TestSplitOnQueryLength(t *testing.T) {
 	}
 	var proj []flow.Record
 	for _, r := range raw.Records {
-		proj = append(proj, Project(r, flow.PortPolicy{}))
+		proj = append(proj, matrix.Project(r, matrix.PortPolicy{}))
 	}
-	diffRecords(t, Fold(proj), res.Records)
+	diffRecords(t, matrix.Fold(proj), res.Records)
 }
 
 func TestQueryTimeoutFailsClearly(t *testing.T) {
@@ -235,7 +236,7 @@ func TestGatewayTokenAndTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+	diffRecords(t, res.Records, expected(gs, matrix.PortPolicy{}, from, to))
 
 	// A rotated (wrong) token is re-read at the next request and refused; the error names
 	// what to check and never contains the token.
@@ -303,7 +304,7 @@ func TestBarrierWaitsForLateRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+	diffRecords(t, res.Records, expected(gs, matrix.PortPolicy{}, from, to))
 
 	// Nothing after the window end: the barrier gives up, saying why.
 	_, err = c.Egress(context.Background(), Options{From: from, To: to.Add(20 * time.Second),

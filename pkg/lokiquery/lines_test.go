@@ -13,7 +13,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 	"github.com/grafana/loki/v3/pkg/loghttp"
 
-	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 type readEntry struct {
@@ -159,7 +159,7 @@ func TestBrokenAnswerRetriedWhole(t *testing.T) {
 	if !cut.done.Load() {
 		t.Fatal("no answer was cut")
 	}
-	diffRecords(t, res.Records, expected(gs, flow.PortPolicy{}, from, to))
+	diffRecords(t, res.Records, expected(gs, matrix.PortPolicy{}, from, to))
 
 	// So is one of the metric answers, which logcli decodes.
 	c = newClient(t, s)
@@ -172,8 +172,8 @@ func TestBrokenAnswerRetriedWhole(t *testing.T) {
 	if !cut.done.Load() {
 		t.Fatal("no metric answer was cut")
 	}
-	want := countsOnly(expected(gs, flow.PortPolicy{}, from, to))
-	sortRecords(want)
+	want := countsOnly(expected(gs, matrix.PortPolicy{}, from, to))
+	matrix.SortRecords(want)
 	diffRecords(t, res.Records, want)
 
 	// Without retries, the break is the error.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 func TestPipelineString(t *testing.T) {
@@ -216,7 +217,7 @@ func TestSplitShardCovers(t *testing.T) {
 }
 
 func TestProject(t *testing.T) {
-	p := flow.PortPolicy{Extra: map[int]bool{6443: true, 40000: true}}
+	p := matrix.PortPolicy{Extra: map[int]bool{6443: true, 40000: true}}
 	base := flow.Record{SrcType: "Pod", SrcOwnerType: "Deployment", SrcName: "web-1", SrcHostName: "n1", SrcAddr: "10.128.0.5",
 		DstAddr: "198.51.100.1", Proto: flow.ProtoTCP, SrcPort: 45000, DstPort: 443, Flags: flow.FlagSYN, Bytes: 10, AgentIP: "10.0.0.1"}
 	for _, c := range []struct {
@@ -252,7 +253,7 @@ func TestProject(t *testing.T) {
 			want.Flags = 0
 		}
 		c.want(&want)
-		if got := Project(in, p); got != want {
+		if got := matrix.Project(in, p); got != want {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, want)
 		}
 	}

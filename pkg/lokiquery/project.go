@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 // Aggregation is planned so that Loki does only cheap work per line. Go text/template
@@ -30,10 +31,6 @@ import (
 //
 // The queries (aggregateQueries) select every egress line exactly once, and Egress
 // compares the sum of their counts with Loki's own count of the selection.
-
-// DynamicPortMin is where client port ranges start (Linux: 32768-60999). Below it a port
-// may be a registered server port, and pkg/matrix's UDP rules compare exact values.
-const DynamicPortMin = 32768
 
 // cond is a LogQL label filter expression: an atom (a matcher) or an and/or of conditions.
 type cond struct {
@@ -141,9 +138,9 @@ func intSetRegex(lo, hi int, skip map[int]bool) string {
 }
 
 // portRegexes are the dynamic (client) and server port sets of a PortPolicy, the way
-// Project and flow.PortPolicy define them.
-func portRegexes(p flow.PortPolicy) (dynamic, server string) {
-	dynamic = intSetRegex(DynamicPortMin, 65535, p.Extra)
+// Project and matrix.PortPolicy define them.
+func portRegexes(p matrix.PortPolicy) (dynamic, server string) {
+	dynamic = intSetRegex(matrix.DynamicPortMin, 65535, p.Extra)
 	server = intRangeRegex(1, 1023)
 	var extra []string
 	for port, ok := range p.Extra {
@@ -186,7 +183,7 @@ func noEvidenceBitfields() string {
 
 // hardLines is the condition on a line (after `| json` and flagsStage) under which Project
 // needs a port the aggregate queries drop.
-func hardLines(p flow.PortPolicy) cond {
+func hardLines(p matrix.PortPolicy) cond {
 	dyn, srv := portRegexes(p)
 	isDyn := func(l string) cond { return atom(l, OpRe, dyn) }
 	ported := atom("Proto", OpRe, "6|17|132")
@@ -228,7 +225,7 @@ var (
 // aggregateFilters are the conditions that route a line among the aggregate queries:
 // hard lines (qHard), and, among the others with a namespace, those of mirror and bare
 // pods (qNamed).
-func aggregateFilters(p flow.PortPolicy) (hard, named cond) {
+func aggregateFilters(p matrix.PortPolicy) (hard, named cond) {
 	const ns, ownerType, srcType = "SrcK8S_Namespace", "SrcK8S_OwnerType", "SrcK8S_Type"
 	hard = anyOf(hardLines(p), allOf(atom(ns, OpNeq, ""), anyOf(atom(srcType, OpRe, "|Node"), atom(ownerType, OpEq, ""))))
 	return hard, atom(ownerType, OpRe, "Node|Pod")
@@ -275,7 +272,7 @@ const (
 //   - qNamed: namespaced lines owned by a Node (mirror pods) or a Pod (bare pods), picked
 //     by a line filter first, names kept.
 //   - qPlain: the other namespaced lines, without source names and addresses: the bulk.
-func aggregateQueries(base Pipeline, p flow.PortPolicy) ([]aggQuery, error) {
+func aggregateQueries(base Pipeline, p matrix.PortPolicy) ([]aggQuery, error) {
 	const ns = "SrcK8S_Namespace"
 	h, named := aggregateFilters(p)
 	if err := h.validate(); err != nil {
@@ -325,7 +322,7 @@ func aggregateQueries(base Pipeline, p flow.PortPolicy) ([]aggQuery, error) {
 // keyRecord is the projected record of an aggregate's labels. A port missing on TCP, UDP
 // or SCTP was dropped as dynamic: the filters admit such a destination port only on a
 // response leg, and such a source port only where Project makes it flow.EphemeralPort.
-func keyRecord(l map[string]string, p flow.PortPolicy) (flow.Record, error) {
+func keyRecord(l map[string]string, p matrix.PortPolicy) (flow.Record, error) {
 	r, err := recordFromLabels(l)
 	if err != nil {
 		return r, err
@@ -345,7 +342,7 @@ func keyRecord(l map[string]string, p flow.PortPolicy) (flow.Record, error) {
 			r.DstPort, r.XlatDstPort = flow.EphemeralPort, 0
 		}
 	}
-	out := Project(r, p)
+	out := matrix.Project(r, p)
 	out.Count, out.Bytes = 0, 0
 	return out, nil
 }

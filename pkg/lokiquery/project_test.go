@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 var compiled sync.Map
@@ -173,7 +174,7 @@ func lokiLabels(r flow.Record, listFlags bool) map[string]string {
 // whichever query a line falls in, its key (after that query's drops) is one keyRecord
 // turns into exactly the line's Project.
 func TestAggregateKeysAreProject(t *testing.T) {
-	for _, policy := range []flow.PortPolicy{{}, {Extra: map[int]bool{6443: true, 40000: true}}} {
+	for _, policy := range []matrix.PortPolicy{{}, {Extra: map[int]bool{6443: true, 40000: true}}} {
 		hard, named := aggregateFilters(policy)
 		dyn, _ := portRegexes(policy)
 		dynRE, noFlags := anchored(dyn), anchored(noEvidenceBitfields())
@@ -196,7 +197,7 @@ func TestAggregateKeysAreProject(t *testing.T) {
 				r.XlatSrcAddr, r.XlatDstAddr, r.XlatSrcPort, r.XlatDstPort = "10.0.0.1", r.DstAddr, pick(), pick()
 			}
 			l := lokiLabels(r, rng.IntN(2) == 0)
-			want := Project(r, policy)
+			want := matrix.Project(r, policy)
 			want.Count, want.Bytes = 0, 0
 			q := qPlain
 			switch {

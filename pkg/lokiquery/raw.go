@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 // maxKeptDecodeErrors bounds the decode errors a Result keeps (all are counted).
@@ -67,7 +68,7 @@ func (r *run) raw(ctx context.Context, res *Result, sharded bool) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	sortRecords(records)
+	matrix.SortRecords(records)
 	res.Records = append(res.Records, records...)
 	res.Decode.Add(stats)
 	res.Retrieved += lines
@@ -129,7 +130,7 @@ func (r *run) rawLines(ctx context.Context, res *Result, pl Pipeline, sharded bo
 
 // foldRecord adds a decoded record to aggs, as Loki's sums would have.
 func foldRecord(aggs aggregates, rec flow.Record, o Options) {
-	pr := Project(rec, o.Ports)
+	pr := matrix.Project(rec, o.Ports)
 	var bytes, start, end int64 = 0, math.MaxInt64, math.MinInt64
 	// A record without a time is left out of min and max, as Loki leaves out a line
 	// without the field.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/openshift/egress-tests-ext/internal/lokitest"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
 // TestRealSamplesAggregateLikeRaw pushes the recorded NetObserv answers of
@@ -47,9 +48,9 @@ func TestRealSamplesAggregateLikeRaw(t *testing.T) {
 	}
 	var proj []flow.Record
 	for _, r := range raw.Records {
-		proj = append(proj, Project(r, flow.PortPolicy{}))
+		proj = append(proj, matrix.Project(r, matrix.PortPolicy{}))
 	}
-	diffRecords(t, agg.Records, Fold(proj))
+	diffRecords(t, agg.Records, matrix.Fold(proj))
 }
 
 // EgressPipeline's selector leaves out streams with a destination namespace or owner, which

@@ -15,11 +15,6 @@ import (
 // DefaultUDPManySources is Options.UDPManySources when left zero.
 const DefaultUDPManySources = 3
 
-// dynamicPortMin is where the dynamic (client) port ranges start: Linux picks client ports
-// from 32768-60999 by default, IANA reserves 49152-65535. The UDP lower-port rule only
-// trusts a port below it against one at or above it.
-const dynamicPortMin = 32768
-
 // Options tune how records become entries.
 type Options struct {
 	// ClusterNetworks are the pod, service and machine CIDRs: an address inside is not egress.
@@ -29,7 +24,7 @@ type Options struct {
 	// RoleUnknown.
 	NodeRoles map[string]string
 	// Ports says which ports are server ports.
-	Ports flow.PortPolicy
+	Ports PortPolicy
 	// Names names destination IPs by hostname; nil names none.
 	Names *Names
 	// UDPManySources: a UDP destination port seen from at least this many distinct source
@@ -555,18 +550,16 @@ func (b *Builder) serverPort(r *flow.Record) (proto string, port int, evidence, 
 			return proto, dp, PortByLowerPort, ""
 		}
 		return proto, 0, "response", ""
-	case dp > 0 && dp == sp && dp < dynamicPortMin:
+	case dp > 0 && dp == sp && dp < DynamicPortMin:
 		// A symmetric protocol (VXLAN 4789, Geneve 6081, IKE NAT-T 4500) uses its port on both ends.
 		return proto, dp, PortByLowerPort, ""
-	case dp > 0 && dp < dynamicPortMin && isDynamic(sp):
+	case dp > 0 && dp < DynamicPortMin && pol.IsDynamic(sp):
 		return proto, dp, PortByLowerPort, ""
-	case sp > 0 && sp < dynamicPortMin && isDynamic(dp):
+	case sp > 0 && sp < DynamicPortMin && pol.IsDynamic(dp):
 		return proto, 0, "response", ""
 	}
 	return proto, 0, "", "UDP between two non-well-known ports, and the destination port was seen from too few source ports"
 }
-
-func isDynamic(p int) bool { return p == flow.EphemeralPort || p >= dynamicPortMin }
 
 // Matrix returns the matrix of everything added so far. It decides the records held back
 // (node-side legs, and those undecided when added) and leaves the builder unchanged, so it

@@ -22,7 +22,7 @@ func testOptions() Options {
 			netip.MustParsePrefix("10.0.0.0/16"),   // machines
 		},
 		NodeRoles: map[string]string{"m0": RoleControlPlane, "m1": "master", "w0": RoleWorker, "i0": "infra"},
-		Ports:     flow.PortPolicy{Extra: map[int]bool{6443: true}},
+		Ports:     PortPolicy{Extra: map[int]bool{6443: true}},
 	}
 }
 

@@ -27,7 +27,7 @@ func demoOptions(t *testing.T) Options {
 			netip.MustParsePrefix("10.128.0.0/14"), netip.MustParsePrefix("172.30.0.0/16"), netip.MustParsePrefix("10.0.0.0/16"),
 		},
 		NodeRoles: roles,
-		Ports:     flow.PortPolicy{Extra: map[int]bool{6443: true, 22623: true}},
+		Ports:     PortPolicy{Extra: map[int]bool{6443: true, 22623: true}},
 		Names:     names,
 	}
 }

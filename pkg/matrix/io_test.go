@@ -226,7 +226,7 @@ func TestSamples(t *testing.T) {
 			t.Fatalf("entries %q stats %+v undecided %+v", keys(m), m.Stats, m.Undecided)
 		}
 		// With 6443 configured as a server port they become entries, by well-known port.
-		m = fold(t, "console-plugin-flow_records_has_dropped.json", Options{ClusterNetworks: aws, Ports: flow.PortPolicy{Extra: map[int]bool{6443: true}}})
+		m = fold(t, "console-plugin-flow_records_has_dropped.json", Options{ClusterNetworks: aws, Ports: PortPolicy{Extra: map[int]bool{6443: true}}})
 		want := "openshift-console/Deployment/console -> 172.20.0.1 TCP/6443 well-known; " +
 			"openshift-console-operator/Deployment/console-operator -> 172.20.0.1 TCP/6443 well-known; " +
 			"openshift-network-diagnostics/Deployment/network-check-source -> 172.20.0.1 TCP/6443 well-known; " +

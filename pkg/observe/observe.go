@@ -38,7 +38,7 @@ type Request struct {
 	Window Window
 	// Ports says which ports are server ports: a source that aggregates keeps these exact
 	// and may fold the others to flow.EphemeralPort.
-	Ports flow.PortPolicy
+	Ports matrix.PortPolicy
 	// TimeSensitive are destination addresses whose name changes inside the window (see
 	// TimeSensitive): a source that aggregates must keep their records apart in time, so
 	// that each is named for when it happened.

@@ -1,16 +1,20 @@
-package lokiquery
+package matrix
 
 import (
+	"cmp"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
 )
 
-// Project is the aggregate a decoded record falls into on the aggregate path: the fields
+// Project is the aggregate a decoded record falls into when a source aggregates (the Loki
+// source's aggregate and counts-only paths): the fields
 // Loki groups by, with Count 1 and the record's Bytes, Start and End. It is the contract of
 // aggregation, in Go: Fold of the projected records equals what Egress returns in Aggregate
-// mode for the same lines, and pkg/matrix builds the same matrix from either (it reads no
+// mode for the same lines, and the builder builds the same matrix from either (it reads no
 // dropped field). Kept: the source's namespace, owner, owner type, type and subnet label;
 // the destination's type, address and subnet label; protocol; the SYN and SYN_ACK flags;
 // whether the direction is "0" (the receiving node's copy; any other becomes ""); DNS
@@ -33,7 +37,7 @@ import (
 // destination, port, protocol) when client ports are gone, or by the exact translated
 // 5-tuple when the translated client port is kept: both sides of that match must survive
 // aggregation, the pod's XlatSrcAddr (and ports) and the node's SrcAddr.
-func Project(r flow.Record, p flow.PortPolicy) flow.Record {
+func Project(r flow.Record, p PortPolicy) flow.Record {
 	out := flow.Record{
 		SrcNamespace: r.SrcNamespace, SrcOwnerName: r.SrcOwnerName, SrcOwnerType: r.SrcOwnerType,
 		SrcType: r.SrcType, SrcSubnetLabel: r.SrcSubnetLabel,
@@ -55,7 +59,7 @@ func Project(r flow.Record, p flow.PortPolicy) flow.Record {
 	case r.SrcOwnerType == "Node", r.SrcOwnerType == "Pod", r.SrcOwnerType == "":
 		out.SrcName, out.SrcHostName = r.SrcName, r.SrcHostName
 	}
-	dynamic := func(port int) bool { return port >= DynamicPortMin && !p.Extra[port] }
+	dynamic := func(port int) bool { return port >= DynamicPortMin && !p.Extra[port] } // not the folded -1
 	// exactUDP: UDP to a non-server port, where pkg/matrix counts distinct client ports.
 	exactUDP := r.Proto == flow.ProtoUDP && !p.IsServerPort(r.DstPort)
 	xlatKept := r.XlatSrcPort != 0 && (!dynamic(r.XlatSrcPort) || exactUDP)
@@ -115,8 +119,51 @@ func Fold(rs []flow.Record) []flow.Record {
 		}
 		out = append(out, a.r)
 	}
-	sortRecords(out)
+	SortRecords(out)
 	return out
+}
+
+// SortRecords gives a stable order, so outputs and --save-flows files are reproducible.
+func SortRecords(rs []flow.Record) {
+	slices.SortFunc(rs, func(a, b flow.Record) int { return CompareRecords(&a, &b) })
+}
+
+// CompareRecords orders records on every field, most telling first.
+func CompareRecords(a, b *flow.Record) int {
+	if c := cmp.Or(
+		strings.Compare(a.SrcNamespace, b.SrcNamespace), strings.Compare(a.SrcOwnerName, b.SrcOwnerName),
+		strings.Compare(a.SrcHostName, b.SrcHostName), strings.Compare(a.SrcAddr, b.SrcAddr),
+		strings.Compare(a.DstAddr, b.DstAddr), cmp.Compare(a.DstPort, b.DstPort), cmp.Compare(a.SrcPort, b.SrcPort),
+		cmp.Compare(a.Flags, b.Flags), a.End.Compare(b.End), a.Start.Compare(b.Start),
+	); c != 0 {
+		return c
+	}
+	return cmp.Or(
+		strings.Compare(a.SrcOwnerType, b.SrcOwnerType), strings.Compare(a.SrcName, b.SrcName),
+		strings.Compare(a.SrcType, b.SrcType), strings.Compare(a.SrcSubnetLabel, b.SrcSubnetLabel),
+		strings.Compare(a.DstNamespace, b.DstNamespace), strings.Compare(a.DstOwnerName, b.DstOwnerName),
+		strings.Compare(a.DstOwnerType, b.DstOwnerType), strings.Compare(a.DstName, b.DstName),
+		strings.Compare(a.DstType, b.DstType), strings.Compare(a.DstSubnetLabel, b.DstSubnetLabel),
+		strings.Compare(a.DstHostName, b.DstHostName), cmp.Compare(a.Proto, b.Proto),
+		strings.Compare(a.FlowDirection, b.FlowDirection), strings.Compare(a.FlowLayer, b.FlowLayer),
+		strings.Compare(a.ClusterName, b.ClusterName), strings.Compare(a.DNSName, b.DNSName), cmp.Compare(a.DNSID, b.DNSID),
+		strings.Compare(a.XlatSrcAddr, b.XlatSrcAddr), strings.Compare(a.XlatDstAddr, b.XlatDstAddr),
+		cmp.Compare(a.XlatSrcPort, b.XlatSrcPort), cmp.Compare(a.XlatDstPort, b.XlatDstPort),
+		cmp.Compare(a.Bytes, b.Bytes), cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Count, b.Count),
+		compareBool(a.Duplicate, b.Duplicate), strings.Compare(a.Interfaces, b.Interfaces),
+		strings.Compare(a.IfDirections, b.IfDirections), cmp.Compare(a.Sampling, b.Sampling),
+		strings.Compare(a.AgentIP, b.AgentIP), cmp.Compare(a.Etype, b.Etype),
+	)
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
