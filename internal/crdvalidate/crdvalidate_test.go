@@ -7,13 +7,13 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
-)
 
-const crdDir = "/work/shared/crds"
+	"github.com/openshift/egress-tests-ext/internal/testfix"
+)
 
 func load(t *testing.T, name string) *Validator {
 	t.Helper()
-	p := filepath.Join(crdDir, name)
+	p := testfix.SharedCRD(t, name)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("CRD %s missing: %v (the shared CRD copies are part of the test fixtures)", p, err)
 	}
@@ -154,9 +154,9 @@ func TestLoadErrors(t *testing.T) {
 // TestLoadSharedCRDs loads every shared CRD copy: each must be structural and its CEL rules
 // must compile, or other packages' validations would fail on Load instead of on their objects.
 func TestLoadSharedCRDs(t *testing.T) {
-	paths, err := filepath.Glob(filepath.Join(crdDir, "*.yaml"))
+	paths, err := filepath.Glob(filepath.Join(testfix.SharedCRDDir(t), "*.yaml"))
 	if err != nil || len(paths) == 0 {
-		t.Fatalf("no CRDs under %s: %v", crdDir, err)
+		t.Fatalf("no CRDs under %s: %v", testfix.SharedCRDDir(t), err)
 	}
 	for _, p := range paths {
 		if _, err := Load(p); err != nil {

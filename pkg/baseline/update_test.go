@@ -2,7 +2,6 @@ package baseline
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,27 +9,9 @@ import (
 	"time"
 
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
+
+	"github.com/openshift/egress-tests-ext/internal/testfix"
 )
-
-var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-// checkGolden compares got with testdata/name, or rewrites it under -update.
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *updateGolden {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 var seen = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
@@ -77,7 +58,7 @@ func TestUpdateKeepsCommentsAndFormatting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "update.golden", out)
+	testfix.Golden(t, "update.golden", out)
 
 	// Round trip: the updated file documents the whole matrix, and confirms what it saw.
 	b, err := Load(p)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -14,17 +13,15 @@ import (
 	"github.com/openshift/egress-tests-ext/internal/crdvalidate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/openshift/egress-tests-ext/internal/testfix"
 )
 
 // sharedCRD loads a CRD from ../shared/crds (relative to the repository), the real schemas
 // of the operators whose objects the suite writes.
 func sharedCRD(t *testing.T, file string) *crdvalidate.Validator {
 	t.Helper()
-	p := filepath.Join("..", "..", "..", "shared", "crds", file)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("real CRD %s is missing (%v): the manifests cannot be validated without it; restore ../shared/crds next to the repository", p, err)
-	}
-	v, err := crdvalidate.Load(p)
+	v, err := crdvalidate.Load(testfix.SharedCRD(t, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,16 +32,8 @@ func sharedCRD(t *testing.T, file string) *crdvalidate.Validator {
 // (downloaded on demand; the module is not a build dependency).
 func olmCRD(t *testing.T, file string) *crdvalidate.Validator {
 	t.Helper()
-	const mod = "github.com/operator-framework/api@v0.31.0"
-	out, err := exec.Command("go", "mod", "download", "-json", mod).Output()
-	if err != nil {
-		t.Fatalf("go mod download %s: %v (the OLM CRDs come from that module)", mod, err)
-	}
-	var info struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &info); err != nil || info.Dir == "" {
-		t.Fatalf("go mod download %s: no Dir in %s (%v %s)", mod, out, err, info.Error)
-	}
-	v, err := crdvalidate.Load(filepath.Join(info.Dir, "crds", file))
+	// The OLM CRDs come from that module; it is not a build dependency.
+	v, err := crdvalidate.Load(filepath.Join(testfix.ModuleDir(t, "github.com/operator-framework/api@v0.31.0"), "crds", file))
 	if err != nil {
 		t.Fatal(err)
 	}

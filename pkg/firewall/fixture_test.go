@@ -11,6 +11,7 @@ import (
 
 	"github.com/openshift/egress-tests-ext/internal/crdvalidate"
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
+
 )
 
 // testNetworks are the cluster networks of the test baseline, in test-only ranges.
@@ -92,8 +93,6 @@ func toMap(t *testing.T, obj any) map[string]any {
 	return m
 }
 
-const sharedCRDs = "/work/shared/crds"
-
 func loadCRD(t *testing.T, path string) *crdvalidate.Validator {
 	t.Helper()
 	v, err := crdvalidate.Load(path)
@@ -101,21 +100,6 @@ func loadCRD(t *testing.T, path string) *crdvalidate.Validator {
 		t.Fatalf("load CRD: %v", err)
 	}
 	return v
-}
-
-// moduleDir returns a module's directory in the module cache, downloading it if needed
-// (go mod download reads the module proxy; the module is not a dependency of ours).
-func moduleDir(t *testing.T, modVersion string) string {
-	t.Helper()
-	out, err := exec.Command("go", "mod", "download", "-json", modVersion).Output()
-	if err != nil {
-		t.Fatalf("go mod download %s: %v", modVersion, err)
-	}
-	var info struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &info); err != nil || info.Dir == "" {
-		t.Fatalf("go mod download %s: no directory (%v %s)", modVersion, err, info.Error)
-	}
-	return info.Dir
 }
 
 // requiredModuleDir returns the directory of a module in our build list.

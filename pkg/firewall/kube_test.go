@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
+
+	"github.com/openshift/egress-tests-ext/internal/testfix"
 )
 
 func unexpressedFor(un []Unexpressed, index int) []Unexpressed {
@@ -35,7 +37,7 @@ func TestEgressFirewalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := loadCRD(t, filepath.Join(sharedCRDs, "k8s.ovn.org_egressfirewalls.yaml"))
+	v := loadCRD(t, testfix.SharedCRD(t, "k8s.ovn.org_egressfirewalls.yaml"))
 	var namespaces []string
 	for _, o := range efws {
 		if err := v.Validate(toMap(t, o)); err != nil {
@@ -125,8 +127,8 @@ func TestEgressFirewallLimits(t *testing.T) {
 }
 
 func anpCRDs(t *testing.T) []string {
-	paths := []string{filepath.Join(sharedCRDs, "policy.networking.k8s.io_adminnetworkpolicies.yaml")}
-	dir := moduleDir(t, "sigs.k8s.io/network-policy-api@v0.1.7")
+	paths := []string{testfix.SharedCRD(t, "policy.networking.k8s.io_adminnetworkpolicies.yaml")}
+	dir := testfix.ModuleDir(t, "sigs.k8s.io/network-policy-api@v0.1.7")
 	paths = append(paths, crdPaths(t, filepath.Join(dir, "config/crd/*/policy.networking.k8s.io_adminnetworkpolicies.yaml"))...)
 	return paths
 }
@@ -189,7 +191,7 @@ func TestAdminNetworkPolicyChunking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := loadCRD(t, filepath.Join(sharedCRDs, "policy.networking.k8s.io_adminnetworkpolicies.yaml"))
+	v := loadCRD(t, testfix.SharedCRD(t, "policy.networking.k8s.io_adminnetworkpolicies.yaml"))
 	if err := v.Validate(toMap(t, anps[0])); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/openshift/egress-tests-ext/internal/crdvalidate"
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
+
+	"github.com/openshift/egress-tests-ext/internal/testfix"
 )
 
 // seededVersion is the baseline the repository ships; the test follows it when it moves.
@@ -34,7 +36,7 @@ func TestSeededBaseline(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, seededVersion, baseline.CommonFile)); err != nil {
 		t.Fatalf("seeded baseline %s missing: %v", seededVersion, err)
 	}
-	efw := loadCRD(t, filepath.Join(sharedCRDs, "k8s.ovn.org_egressfirewalls.yaml"))
+	efw := loadCRD(t, testfix.SharedCRD(t, "k8s.ovn.org_egressfirewalls.yaml"))
 	var anp []*crdvalidate.Validator
 	for _, p := range anpCRDs(t) {
 		anp = append(anp, loadCRD(t, p))

@@ -2,8 +2,6 @@ package report
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,26 +9,9 @@ import (
 
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
+
+	"github.com/openshift/egress-tests-ext/internal/testfix"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
@@ -74,7 +55,7 @@ func TestMatrixGolden(t *testing.T) {
 		if err := WriteMatrix(&buf, sample(), f); err != nil {
 			t.Fatal(err)
 		}
-		checkGolden(t, "matrix."+f+".golden", buf.Bytes())
+		testfix.Golden(t, "matrix."+f+".golden", buf.Bytes())
 	}
 }
 
@@ -107,7 +88,7 @@ func TestDiffGolden(t *testing.T) {
 		if err := WriteDiff(&buf, r, f); err != nil {
 			t.Fatal(err)
 		}
-		checkGolden(t, "diff."+f+".golden", buf.Bytes())
+		testfix.Golden(t, "diff."+f+".golden", buf.Bytes())
 	}
 	var buf bytes.Buffer
 	if err := WriteDiff(&buf, baseline.Diff(&matrix.Matrix{}, &baseline.Baseline{}), JSON); err != nil {
@@ -125,7 +106,7 @@ func TestBaselineGolden(t *testing.T) {
 		if err := WriteBaseline(&buf, b, f); err != nil {
 			t.Fatal(err)
 		}
-		checkGolden(t, "baseline."+f+".golden", buf.Bytes())
+		testfix.Golden(t, "baseline."+f+".golden", buf.Bytes())
 	}
 }
 
