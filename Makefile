@@ -54,7 +54,7 @@ fuzz: ## short fuzz runs of the record decoder (and its one-pass path) and the b
 	$(GO) test ./pkg/baseline -run '^$$' -fuzz '^FuzzLoad' -fuzztime $(FUZZTIME)
 
 bench: $(LOKI) ## benchmarks with figures (BENCH_RECORDS sets the Loki benchmark size)
-	LOKI_BIN=$(LOKI) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./pkg/lokiquery
+	LOKI_BIN=$(LOKI) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./pkg/source/lokiflows
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/flow ./pkg/matrix ./pkg/baseline ./pkg/firewall
 
 $(STATICCHECK):

@@ -149,12 +149,9 @@ func (f *lokiFlags) source(log io.Writer) (*lokiflows.Source, error) {
 		return nil, fmt.Errorf("--loki-url: %w", err)
 	}
 	cfg := lokiflows.Config{URL: f.url, Tenant: f.tenant, RequestTimeout: f.timeout, Concurrency: f.concurrency,
-		IngestWait: f.ingestWait, DNS: f.dns}
-	switch {
-	case f.raw:
+		IngestWait: f.ingestWait, DNS: f.dns, CountsOnly: f.countsOnly}
+	if f.raw {
 		cfg.Mode = lokiflows.Raw
-	case f.countsOnly:
-		cfg.Mode = lokiflows.CountsOnly
 	}
 	if f.tokenFile != "" {
 		if scheme != "https" {

@@ -84,3 +84,21 @@ func SharedCRDDir(t testing.TB) string {
 	t.Helper()
 	return filepath.Dir(SharedCRD(t, "README.md"))
 }
+
+// Shared is a path under ../shared beside the repository (samples, CRDs), which CI lays
+// there and tests may rely on.
+func Shared(t testing.TB, elem ...string) string {
+	t.Helper()
+	return filepath.Join(append([]string{RepoRoot(t), "..", "shared"}, elem...)...)
+}
+
+// Samples is ../shared/netobserv-samples, the real NetObserv records; the test fails when it
+// is missing: CI always provides it.
+func Samples(t testing.TB) string {
+	t.Helper()
+	dir := Shared(t, "netobserv-samples")
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		t.Fatalf("real NetObserv samples not found at %s (%v): they live in ../shared/netobserv-samples beside the repository checkout; CI provides them", dir, err)
+	}
+	return dir
+}

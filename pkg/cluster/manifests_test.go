@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openshift/egress-tests-ext/internal/crdvalidate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/openshift/egress-tests-ext/internal/crdvalidate"
 
 	"github.com/openshift/egress-tests-ext/internal/testfix"
 )
@@ -164,7 +165,7 @@ func TestLokiStackObject(t *testing.T) {
 	if len(groups) == 0 || groups[len(groups)-1] != "system:serviceaccounts:"+SuiteNamespace {
 		t.Errorf("adminGroups %v must let the suite's service accounts see every namespace", groups)
 	}
-	if _, err := os.Stat(filepath.Join("..", "..", "..", "shared", "crds", "loki.grafana.com_lokistacks.yaml")); err == nil {
+	if _, err := os.Stat(testfix.Shared(t, "crds", "loki.grafana.com_lokistacks.yaml")); err == nil {
 		if err := sharedCRD(t, "loki.grafana.com_lokistacks.yaml").Validate(ls.Object); err != nil {
 			t.Error(err)
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/openshift/egress-tests-ext/internal/crdvalidate"
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
-
 )
 
 // testNetworks are the cluster networks of the test baseline, in test-only ranges.

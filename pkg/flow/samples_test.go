@@ -1,26 +1,16 @@
 package flow
 
 import (
-	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/internal/testfix"
 )
 
-// SamplesDir returns the real NetObserv samples directory (../shared/netobserv-samples next
-// to the repository), failing the test when it is missing: CI always provides it.
-func samplesDir(t testing.TB) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "netobserv-samples")
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		t.Fatalf("real NetObserv samples not found at %s (%v): they live in ../shared/netobserv-samples beside the repository checkout; CI provides them", dir, err)
-	}
-	return dir
-}
+func samplesDir(t testing.TB) string { return testfix.Samples(t) }
 
 func sampleFiles(t testing.TB) []string {
 	t.Helper()

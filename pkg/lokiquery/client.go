@@ -67,6 +67,9 @@ type Config struct {
 	// Trace, when set, is called after every request with its path, query, duration and
 	// error (the token never reaches it).
 	Trace func(path, query string, d time.Duration, err error)
+	// WrapTransport, when set, wraps the HTTP transport (as client-go's rest.Config does):
+	// a proxy, extra headers, or a test's fault injection.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Client queries Loki through the logcli client.
@@ -132,7 +135,11 @@ func New(cfg Config) (*Client, error) {
 		// Loki answers are JSON; gzip cuts raw pulls several-fold.
 		DisableCompression: false,
 	}
-	return &Client{cfg: cfg, transport: tr, sem: make(chan struct{}, cfg.Concurrency)}, nil
+	var rt http.RoundTripper = tr
+	if cfg.WrapTransport != nil {
+		rt = cfg.WrapTransport(rt)
+	}
+	return &Client{cfg: cfg, transport: rt, sem: make(chan struct{}, cfg.Concurrency)}, nil
 }
 
 // Requests is the number of HTTP requests sent so far (retries included).
@@ -214,7 +221,7 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return emptyOK(req), nil
 	}
 	if resp.StatusCode/100 == 2 {
-		if h, ok := t.ctx.Value(answerHoldKey{}).(*answerHold); ok {
+		if h, ok := t.ctx.Value(answerHoldKey{}).(*AnswerHold); ok {
 			// Loki has computed the answer; what is left is decoding it, which is what
 			// takes the client's memory.
 			if err := h.acquire(t.ctx); err != nil {
@@ -224,8 +231,8 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		t.body, t.req = &bodyReader{r: resp.Body}, req
-		if read, ok := t.ctx.Value(answerReaderKey{}).(answerReader); ok {
-			// The caller reads the answer itself (queryLines); logcli decodes nothing. A
+		if read, ok := t.ctx.Value(answerReaderKey{}).(AnswerReader); ok {
+			// The caller reads the answer itself (QueryLines); logcli decodes nothing. A
 			// broken connection is bodyErr's; anything else wrong is the answer's.
 			err := read(t.body)
 			resp.Body.Close()
@@ -246,24 +253,27 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return emptyOK(req), nil
 }
 
-// answerHold is one caller's slot in a gate that bounds the answers being decoded and
+// AnswerHold is one caller's slot in a gate that bounds the answers being decoded and
 // used at once. A raw batch spends most of its time waiting for Loki to compute it, and
 // takes its memory only once the answer arrives: gating that part alone keeps Loki busy
 // with Concurrency queries while the client holds few answers. The slot is taken when
 // Loki's answer begins (once, whatever the retries) and given back by the caller.
-type answerHold struct {
+type AnswerHold struct {
 	gate chan struct{}
 	held bool
 }
 
+// NewAnswerHold is a slot in gate, whose capacity is the number of answers held at once.
+func NewAnswerHold(gate chan struct{}) *AnswerHold { return &AnswerHold{gate: gate} }
+
 type answerHoldKey struct{}
 
-// withAnswerHold makes the requests of ctx take h's slot when their answer arrives.
-func withAnswerHold(ctx context.Context, h *answerHold) context.Context {
+// WithAnswerHold makes the requests of ctx take h's slot when their answer arrives.
+func WithAnswerHold(ctx context.Context, h *AnswerHold) context.Context {
 	return context.WithValue(ctx, answerHoldKey{}, h)
 }
 
-func (h *answerHold) acquire(ctx context.Context) error {
+func (h *AnswerHold) acquire(ctx context.Context) error {
 	if h.held {
 		return nil
 	}
@@ -276,7 +286,7 @@ func (h *answerHold) acquire(ctx context.Context) error {
 	}
 }
 
-func (h *answerHold) release() {
+func (h *AnswerHold) Release() {
 	if h.held {
 		<-h.gate
 		h.held = false
@@ -440,15 +450,15 @@ func Transient(err error) bool {
 }
 
 // Limit kinds a Loki answer can report.
-type limitKind int
+type LimitKind int
 
 const (
-	noLimit limitKind = iota
-	limitSeries
-	limitEntries
-	limitLength
-	limitTimeout
-	limitBytes
+	NoLimit LimitKind = iota
+	LimitSeries
+	LimitEntries
+	LimitLength
+	LimitTimeout
+	LimitBytes
 )
 
 var (
@@ -458,40 +468,40 @@ var (
 	reBytes   = regexp.MustCompile(`would read too many bytes|too large to execute on a single querier`)
 )
 
-// classify recognises Loki's limit answers; n is the limit when the answer names it.
-func classify(err error) (limitKind, int64) {
+// Classify recognises Loki's limit answers; n is the limit when the answer names it.
+func Classify(err error) (LimitKind, int64) {
 	if errors.As(err, new(callerDone)) {
-		return noLimit, 0
+		return NoLimit, 0
 	}
 	var le *LokiError
 	if !errors.As(err, &le) {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return limitTimeout, 0
+			return LimitTimeout, 0
 		}
-		return noLimit, 0
+		return NoLimit, 0
 	}
 	if m := reSeries.FindStringSubmatch(le.Body); m != nil {
 		n, _ := strconv.ParseInt(m[1], 10, 64)
-		return limitSeries, n
+		return LimitSeries, n
 	}
 	if m := reEntries.FindStringSubmatch(le.Body); m != nil {
 		n, _ := strconv.ParseInt(m[2], 10, 64)
-		return limitEntries, n
+		return LimitEntries, n
 	}
 	if m := reLength.FindStringSubmatch(le.Body); m != nil {
 		d, err := parseLokiDuration(m[2])
 		if err == nil {
-			return limitLength, int64(d)
+			return LimitLength, int64(d)
 		}
-		return limitLength, 0
+		return LimitLength, 0
 	}
 	if reBytes.MatchString(le.Body) {
-		return limitBytes, 0
+		return LimitBytes, 0
 	}
 	if isTimeout(le) {
-		return limitTimeout, 0
+		return LimitTimeout, 0
 	}
-	return noLimit, 0
+	return NoLimit, 0
 }
 
 func isTimeout(le *LokiError) bool {
@@ -514,8 +524,8 @@ func parseLokiDuration(s string) (time.Duration, error) {
 	return 0, fmt.Errorf("unknown duration %q", s)
 }
 
-// instant runs an instant metric query and returns its vector.
-func (c *Client) instant(ctx context.Context, query string, at time.Time) (loghttp.Vector, error) {
+// Instant runs an instant metric query and returns its vector.
+func (c *Client) Instant(ctx context.Context, query string, at time.Time) (loghttp.Vector, error) {
 	var out loghttp.Vector
 	err := c.do(ctx, func(lc *logcli.DefaultClient) error {
 		// The line limit does not apply to metric queries, but Loki rejects 0.
@@ -528,7 +538,7 @@ func (c *Client) instant(ctx context.Context, query string, at time.Time) (loght
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", shorten(query), err)
+		return nil, fmt.Errorf("query %s: %w", Shorten(query), err)
 	}
 	return out, nil
 }
@@ -562,15 +572,15 @@ func checkResponse(resp *loghttp.QueryResponse) error {
 	return nil
 }
 
-// series lists the label sets of the streams matching a selector over [start, end),
+// Series lists the label sets of the streams matching a selector over [start, end),
 // splitting the range when Loki's max_query_length refuses it.
-func (c *Client) series(ctx context.Context, selector string, start, end time.Time) ([]loghttp.LabelSet, error) {
+func (c *Client) Series(ctx context.Context, selector string, start, end time.Time) ([]loghttp.LabelSet, error) {
 	out, err := c.series1(ctx, selector, start, end)
 	if err == nil {
 		return out, nil
 	}
-	kind, n := classify(err)
-	if kind != limitLength || n <= 0 {
+	kind, n := Classify(err)
+	if kind != LimitLength || n <= 0 {
 		return nil, err
 	}
 	step := time.Duration(n)
@@ -589,7 +599,7 @@ func (c *Client) series(ctx context.Context, selector string, start, end time.Ti
 			return nil, err
 		}
 		for _, l := range part {
-			if k := mapKey(l); !seen[k] {
+			if k := MapKey(l); !seen[k] {
 				seen[k] = true
 				out = append(out, l)
 			}
@@ -631,9 +641,15 @@ func (c *Client) LabelValues(ctx context.Context, name string, start, end time.T
 	return out, nil
 }
 
-func shorten(q string) string {
+func Shorten(q string) string {
 	if len(q) > 300 {
 		return q[:300] + "..."
 	}
 	return q
 }
+
+// Concurrency is the bound on requests in flight.
+func (c *Client) Concurrency() int { return c.cfg.Concurrency }
+
+// Tenant is the X-Scope-OrgID the client sends ("" for none).
+func (c *Client) Tenant() string { return c.cfg.Tenant }

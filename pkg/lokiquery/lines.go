@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json/jsontext"
@@ -15,45 +17,45 @@ import (
 	"github.com/grafana/loki/v3/pkg/logproto"
 )
 
-// answerReader reads the body of a successful answer in place of logcli (queryLines).
-type answerReader func(io.Reader) error
+// AnswerReader reads the body of a successful answer in place of logcli (QueryLines).
+type AnswerReader func(io.Reader) error
 
 type answerReaderKey struct{}
 
-// lineStream is the stream of the entries readStreams hands on.
-type lineStream struct {
-	labels loghttp.LabelSet
-	key    string // mapKey(labels)
-	// index is the stream's place in the answer, entry the place of the entry being
+// LineStream is the stream of the entries ReadStreams hands on.
+type LineStream struct {
+	Labels loghttp.LabelSet
+	Key    string // MapKey(Labels)
+	// Index is the stream's place in the answer, Entry the place of the entry being
 	// handed on in its values (for error messages).
-	index, entry int
+	Index, Entry int
 }
 
-// queryLines runs a log query over [start, end) with a line limit, oldest first, through
+// QueryLines runs a log query over [start, end) with a line limit, oldest first, through
 // the logcli client like every other query, but has read take Loki's answer as it arrives
 // instead of letting logcli decode it. logcli decodes a whole answer with json-iterator
 // from the response stream, which copies every escaped line byte by byte: about 35 MB of
 // allocations for a batch of 5,000 flow records, and the whole batch held as strings; a
 // streamed answer holds one line at a time. read is called again from the start if the
 // request is retried, so it must drop what an earlier attempt gave it.
-func (c *Client) queryLines(ctx context.Context, query string, limit int, start, end time.Time, read answerReader) error {
+func (c *Client) QueryLines(ctx context.Context, query string, limit int, start, end time.Time, read AnswerReader) error {
 	err := c.do(context.WithValue(ctx, answerReaderKey{}, read), func(lc *logcli.DefaultClient) error {
 		_, err := lc.QueryRange(query, limit, start, end, logproto.FORWARD, 0, 0, true)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("query_range %s: %w", shorten(query), err)
+		return fmt.Errorf("query_range %s: %w", Shorten(query), err)
 	}
 	return nil
 }
 
-// readStreams reads a query_range answer of streams ({"status", "warnings", "data":
+// ReadStreams reads a query_range answer of streams ({"status", "warnings", "data":
 // {"resultType", "result": [{"stream": {...}, "values": [["<ns>", "<line>"], ...]}]}}) and
 // calls fn for each entry, with its stream, its timestamp in ns and its line still quoted
 // (valid until fn returns). A status other than success, a warning that the answer is
 // partial, another result type and anything malformed are errors, found once the whole
-// answer is read: what fn was given is only good if readStreams returns nil.
-func readStreams(r io.Reader, fn func(s *lineStream, ts int64, quoted, meta jsontext.Value)) error {
+// answer is read: what fn was given is only good if ReadStreams returns nil.
+func ReadStreams(r io.Reader, fn func(s *LineStream, ts int64, quoted, meta jsontext.Value)) error {
 	// NetObserv writes valid UTF-8; a line that is not is pkg/flow's to report, not a
 	// reason to drop the batch.
 	d := jsontext.NewDecoder(r, jsontext.AllowInvalidUTF8(true))
@@ -105,8 +107,8 @@ func wantStreams(resultType string) error {
 
 // readStream reads one stream of a streams answer. Loki writes its labels before its
 // values; entries cannot be handed on without their labels, so the other order is an error.
-func readStream(d *jsontext.Decoder, index int, fn func(s *lineStream, ts int64, quoted, meta jsontext.Value)) error {
-	var s *lineStream
+func readStream(d *jsontext.Decoder, index int, fn func(s *LineStream, ts int64, quoted, meta jsontext.Value)) error {
+	var s *LineStream
 	return eachMember(d, func(name string) error {
 		switch name {
 		case "stream":
@@ -114,11 +116,11 @@ func readStream(d *jsontext.Decoder, index int, fn func(s *lineStream, ts int64,
 			if err != nil {
 				return err
 			}
-			s = &lineStream{index: index}
-			if err := s.labels.UnmarshalJSON(v); err != nil {
+			s = &LineStream{Index: index}
+			if err := s.Labels.UnmarshalJSON(v); err != nil {
 				return fmt.Errorf("stream labels: %w", err)
 			}
-			s.key = mapKey(s.labels)
+			s.Key = MapKey(s.Labels)
 			return nil
 		case "values":
 			var lineBuf []byte
@@ -163,7 +165,7 @@ func readStream(d *jsontext.Decoder, index int, fn func(s *lineStream, ts int64,
 					}
 				}
 				fn(s, ns, line, meta)
-				s.entry++
+				s.Entry++
 				for d.PeekKind() != ']' {
 					if err := d.SkipValue(); err != nil {
 						return err
@@ -237,4 +239,21 @@ func open(d *jsontext.Decoder, want jsontext.Kind, what string) (bool, error) {
 		return false, fmt.Errorf("expected %s, got %v", what, tok.Kind())
 	}
 	return true, nil
+}
+
+// MapKey is a stable text key of a label set: its names sorted, with quoted values.
+func MapKey(l map[string]string) string {
+	names := make([]string, 0, len(l))
+	for k := range l {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, k := range names {
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(l[k]))
+		b.WriteByte(',')
+	}
+	return b.String()
 }

@@ -94,7 +94,7 @@ func (p Pipeline) Validate() error {
 		}
 	}
 	if !positive {
-		return fmt.Errorf("stream selector %s needs a matcher with a non-empty value, e.g. app=\"netobserv-flowcollector\"", selector(p.Selector))
+		return fmt.Errorf("stream selector %s needs a matcher with a non-empty value, e.g. app=\"netobserv-flowcollector\"", SelectorString(p.Selector))
 	}
 	for _, f := range p.JSONFields {
 		if !labelName.MatchString(f) {
@@ -109,7 +109,8 @@ func (p Pipeline) Validate() error {
 	return nil
 }
 
-func selector(ms []Matcher) string {
+// SelectorString is the stream selector {m, ...} of ms.
+func SelectorString(ms []Matcher) string {
 	parts := make([]string, len(ms))
 	for i, m := range ms {
 		parts[i] = m.String()
@@ -120,7 +121,7 @@ func selector(ms []Matcher) string {
 // String renders the log query.
 func (p Pipeline) String() string {
 	var b strings.Builder
-	b.WriteString(selector(p.Selector))
+	b.WriteString(SelectorString(p.Selector))
 	for _, f := range p.LineFilters {
 		b.WriteString(" ")
 		b.WriteString(f.String())
@@ -134,7 +135,7 @@ func (p Pipeline) String() string {
 	}
 	for _, m := range p.LabelFilters {
 		b.WriteString(" | ")
-		b.WriteString(labelFilterString(m))
+		b.WriteString(LabelFilterString(m))
 	}
 	for _, e := range p.Stages {
 		b.WriteString(" | ")
@@ -146,7 +147,8 @@ func (p Pipeline) String() string {
 // labelFilterString renders a label filter (after a parser). Loki v3.7 rewrites a label
 // filter regex made of literal alternatives into substring tests (`SrcPort=~"53|5353"`
 // keeps 32853), so regular expressions are anchored explicitly.
-func labelFilterString(m Matcher) string {
+// LabelFilterString is m as a label filter after a parser.
+func LabelFilterString(m Matcher) string {
 	if m.Op == OpRe || m.Op == OpNotRe {
 		return m.Name + m.Op + strconv.Quote("^(?:"+m.Value+")$")
 	}
@@ -242,8 +244,8 @@ func (m Metric) Validate() error {
 	return nil
 }
 
-// regexAlternatives is a regular expression matching exactly the given strings.
-func regexAlternatives(values []string) string {
+// RegexAlternatives is a regular expression matching exactly the given strings.
+func RegexAlternatives(values []string) string {
 	q := make([]string, len(values))
 	for i, v := range values {
 		q[i] = regexp.QuoteMeta(v)

@@ -6,10 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/internal/testfix"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
 )
@@ -161,15 +162,7 @@ func TestMatrixJSON(t *testing.T) {
 	}
 }
 
-func samplesDir(t testing.TB) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "netobserv-samples")
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		t.Fatalf("real NetObserv samples not found at %s (%v): they live in ../shared/netobserv-samples beside the repository checkout; CI provides them", dir, err)
-	}
-	return dir
-}
+func samplesDir(t testing.TB) string { return testfix.Samples(t) }
 
 // TestSamples folds every real sample through the decoder and the builder.
 func TestSamples(t *testing.T) {

@@ -14,32 +14,6 @@ import (
 	"github.com/openshift/egress-tests-ext/pkg/observe"
 )
 
-// App is the stream label value of every NetObserv flow record.
-const App = lokiquery.App
-
-// Mode says how the egress lines are read.
-type Mode int
-
-const (
-	// Aggregate reads every egress line once, shard by shard, and folds it into one
-	// aggregate per matrix key (exact ports, bytes, first and last seen).
-	Aggregate Mode = iota
-	// CountsOnly has Loki count per matrix key: exact flows and ports, no bytes or times.
-	CountsOnly
-	// Raw pulls every egress line as a record of its own.
-	Raw
-)
-
-func (m Mode) String() string {
-	switch m {
-	case CountsOnly:
-		return "counts-only"
-	case Raw:
-		return "raw"
-	}
-	return "aggregate"
-}
-
 // Config says which Loki to read and how.
 type Config struct {
 	// URL is http://loki:3100 (monolithic) or the LokiStack gateway
@@ -55,7 +29,12 @@ type Config struct {
 	// pkg/lokiquery when zero).
 	RequestTimeout time.Duration
 	Concurrency    int
-	Mode           Mode
+	// Mode is Aggregate (every egress line read once and folded here: exact ports, bytes,
+	// first and last seen) or Raw (every line a record of its own).
+	Mode Mode
+	// CountsOnly, with Aggregate, has Loki count per matrix key: exact flows and ports, no
+	// bytes or times (Evidence.Lacks says so).
+	CountsOnly bool
 	// IngestWait bounds the wait for Loki to hold the records stamped after the window
 	// end (0: do not wait). IngestCanary, when set, is the LogQL query that must match a
 	// record stamped at or after the end, in place of every agent reporting.
@@ -85,12 +64,15 @@ func CheckURL(raw string) (scheme string, err error) {
 // Source reads one Loki.
 type Source struct {
 	cfg Config
-	c   *lokiquery.Client
+	c   *client
 }
 
 // New checks the configuration; it does not contact Loki.
 func New(cfg Config) (*Source, error) {
-	c, err := lokiquery.New(lokiquery.Config{
+	if cfg.Mode == Raw && cfg.CountsOnly {
+		return nil, fmt.Errorf("raw and counts-only read Loki in two different ways; fix: pick one")
+	}
+	c, err := newClient(lokiquery.Config{
 		URL: cfg.URL, Tenant: cfg.Tenant, Token: cfg.Token, TLS: cfg.TLS,
 		RequestTimeout: cfg.RequestTimeout, Concurrency: cfg.Concurrency,
 	})
@@ -119,31 +101,26 @@ func (s *Source) Requests() int { return s.c.Requests() }
 // own count of the selection, and (Config.DNS) the DNS evidence of the same window.
 func (s *Source) Collect(ctx context.Context, req observe.Request) (*observe.Batch, error) {
 	start := time.Now()
-	o := lokiquery.Options{From: req.Window.From, To: req.Window.To, Ports: req.Ports, RawAddrs: req.TimeSensitive}
-	switch s.cfg.Mode {
-	case Raw:
-		o.Mode = lokiquery.Raw
-	case CountsOnly:
-		o.CountsOnly = true
-	}
+	o := Options{From: req.Window.From, To: req.Window.To, Ports: req.Ports, RawAddrs: req.TimeSensitive,
+		Mode: s.cfg.Mode, CountsOnly: s.cfg.CountsOnly}
 	if s.cfg.IngestWait > 0 {
-		o.Barrier = lokiquery.Barrier{Timeout: s.cfg.IngestWait, Canary: s.cfg.IngestCanary}
+		o.Barrier = Barrier{Timeout: s.cfg.IngestWait, Canary: s.cfg.IngestCanary}
 	}
 	res, err := s.c.Egress(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	b := &observe.Batch{Records: res.Records, Evidence: observe.Evidence{
-		Source: s.Describe(), Query: res.Query, Mode: s.cfg.Mode.String(),
+		Source: s.Describe(), Query: res.Query, Mode: s.mode(),
 		Retrieved: res.Retrieved, Expected: res.Expected, Decode: res.Decode, Pieces: res.Pieces,
 	}}
-	if s.cfg.Mode == CountsOnly {
+	if s.cfg.CountsOnly {
 		b.Evidence.Lacks = []string{observe.LackBytes, observe.LackFirstSeen, observe.LackLastSeen}
 	}
 	if s.cfg.DNS {
 		// The same window, already waited for. Evidence the report lists: a failure fails
 		// the collection rather than yield a matrix without it.
-		dns, err := s.c.DNSQueries(ctx, lokiquery.Options{From: o.From, To: o.To, MinPiece: o.MinPiece})
+		dns, err := s.c.DNSQueries(ctx, Options{From: o.From, To: o.To, MinPiece: o.MinPiece})
 		if err != nil {
 			return nil, fmt.Errorf("DNS evidence (it can be skipped): %w", err)
 		}
@@ -151,7 +128,7 @@ func (s *Source) Collect(ctx context.Context, req observe.Request) (*observe.Bat
 		if b.DNS == nil {
 			b.DNS = []flow.Record{}
 		}
-		b.Evidence.DNSQuery = lokiquery.DNSPipeline(nil).String()
+		b.Evidence.DNSQuery = DNSPipeline(nil).String()
 	}
 	b.Evidence.Requests = s.c.Requests()
 	b.Evidence.Elapsed = time.Since(start)
@@ -161,7 +138,14 @@ func (s *Source) Collect(ctx context.Context, req observe.Request) (*observe.Bat
 // WaitFlowing returns once Loki holds a NetObserv record stamped at or after since: from
 // then on the flows are being recorded.
 func (s *Source) WaitFlowing(ctx context.Context, since time.Time, timeout time.Duration) error {
-	return s.c.WaitIngested(ctx, since, lokiquery.Barrier{Timeout: timeout, Canary: `{app="` + lokiquery.App + `"}`})
+	return s.c.WaitIngested(ctx, since, Barrier{Timeout: timeout, Canary: `{app="` + App + `"}`})
+}
+
+func (s *Source) mode() string {
+	if s.cfg.CountsOnly {
+		return "counts-only"
+	}
+	return s.cfg.Mode.String()
 }
 
 var _ observe.Source = (*Source)(nil)

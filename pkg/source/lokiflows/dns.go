@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	"github.com/grafana/loki/v3/pkg/loghttp"
 	"golang.org/x/sync/errgroup"
@@ -31,7 +33,7 @@ var dnsKeyLabels = []string{
 // pkg/matrix counts them nowhere. SrcK8S_Type and DstK8S_Type are stream labels since
 // NetObserv 1.6 and JSON fields before: `| json` extracts them, and a stream label of the
 // same name wins over the extracted value, so both formats group and filter alike.
-func DNSPipeline(extra []Matcher) Pipeline {
+func DNSPipeline(extra []lokiquery.Matcher) lokiquery.Pipeline {
 	p := dnsSelection(extra)
 	// pkg/matrix names a mirror pod or a node by its pod and host names, any other pod by
 	// its owner: keep the names only where they are read (as Project does), so that the
@@ -43,27 +45,27 @@ func DNSPipeline(extra []Matcher) Pipeline {
 
 // dnsSelection is DNSPipeline without its label rewrite: the same lines, for counting
 // them without paying for a template per line.
-func dnsSelection(extra []Matcher) Pipeline {
-	sel := []Matcher{
-		{Name: "app", Op: OpEq, Value: App},
-		{Name: "_RecordType", Op: OpRe, Value: "|flowLog"},
+func dnsSelection(extra []lokiquery.Matcher) lokiquery.Pipeline {
+	sel := []lokiquery.Matcher{
+		{Name: "app", Op: lokiquery.OpEq, Value: App},
+		{Name: "_RecordType", Op: lokiquery.OpRe, Value: "|flowLog"},
 	}
 	sel = append(sel, extra...)
-	return Pipeline{
+	return lokiquery.Pipeline{
 		Selector:    sel,
-		LineFilters: []LineFilter{{Op: LineContains, Text: `"DnsName":"`}},
+		LineFilters: []lokiquery.LineFilter{{Op: lokiquery.LineContains, Text: `"DnsName":"`}},
 		JSONFields: []string{"DnsName", "Duplicate", "DstK8S_Type", "DstPort", "DstSubnetLabel", "Proto",
 			"SrcK8S_HostName", "SrcK8S_Name", "SrcK8S_OwnerType", "SrcK8S_Type", "SrcPort", "SrcSubnetLabel"},
-		LabelFilters: []Matcher{
-			{Name: "DnsName", Op: OpNeq, Value: ""},
+		LabelFilters: []lokiquery.Matcher{
+			{Name: "DnsName", Op: lokiquery.OpNeq, Value: ""},
 			// Equality, not a regular expression: port 55311 must stay.
-			{Name: "SrcPort", Op: OpNeq, Value: "53"},
-			{Name: "SrcPort", Op: OpNeq, Value: "5353"},
-			{Name: "Duplicate", Op: OpNeq, Value: "true"},
+			{Name: "SrcPort", Op: lokiquery.OpNeq, Value: "53"},
+			{Name: "SrcPort", Op: lokiquery.OpNeq, Value: "5353"},
+			{Name: "Duplicate", Op: lokiquery.OpNeq, Value: "true"},
 		},
 		Stages: []string{
 			// The complement of EgressPipeline's destination test, in one `or` filter.
-			anyOf(atom("DstK8S_Type", OpNeq, ""), atom("DstSubnetLabel", OpRe, regexAlternatives(internalSubnets))).String(),
+			anyOf(atom("DstK8S_Type", lokiquery.OpNeq, ""), atom("DstSubnetLabel", lokiquery.OpRe, lokiquery.RegexAlternatives(internalSubnets))).String(),
 		},
 	}
 }
@@ -77,7 +79,7 @@ const dnsKeepNames = `(or (eq .SrcK8S_Type "") (eq .SrcK8S_Type "Node") (eq .Src
 // o.Mode, o.Ports, o.RawAddrs and o.CountsOnly do not apply. Like Egress it shards on
 // max_query_series, splits on Loki's limits, and fails rather than return part of the
 // window: the sum of the counts must equal Loki's own count of the selection.
-func (c *Client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, error) {
+func (c *client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, error) {
 	o, err := o.normalized()
 	if err != nil {
 		return nil, fmt.Errorf("DNS queries: %w", err)
@@ -141,8 +143,8 @@ type dnsRun struct {
 	keys map[string]*flow.Record
 }
 
-func (d *dnsRun) metric(p piece) Metric {
-	return Metric{Pipeline: d.base.With(p.shard.matchers(), nil), Agg: AggCount, Range: p.to.Sub(p.from), By: dnsKeyLabels}
+func (d *dnsRun) metric(p piece) lokiquery.Metric {
+	return lokiquery.Metric{Pipeline: d.base.With(p.shard.matchers(), nil), Agg: lokiquery.AggCount, Range: p.to.Sub(p.from), By: dnsKeyLabels}
 }
 
 // runPiece counts the DNS queries of a piece per key, cut further as Loki requires.
@@ -156,7 +158,7 @@ func (d *dnsRun) query(ctx context.Context, p piece) error {
 	if err := m.Validate(); err != nil {
 		return err
 	}
-	v, err := d.c.instant(ctx, m.String(), p.to.Add(-time.Nanosecond))
+	v, err := d.c.Instant(ctx, m.String(), p.to.Add(-time.Nanosecond))
 	if err != nil {
 		return err
 	}
@@ -171,9 +173,9 @@ func (d *dnsRun) merge(p piece, v loghttp.Vector) error {
 		l := labelsOf(s.Metric)
 		f := float64(s.Value)
 		if f != math.Trunc(f) || f < 1 || f > 1<<53 {
-			return fmt.Errorf("piece %s: count of DNS key %s is %v, not a positive whole number", p, mapKey(l), f)
+			return fmt.Errorf("piece %s: count of DNS key %s is %v, not a positive whole number", p, lokiquery.MapKey(l), f)
 		}
-		key := mapKey(l)
+		key := lokiquery.MapKey(l)
 		r := d.keys[key]
 		if r == nil {
 			rec, err := recordFromLabels(l)

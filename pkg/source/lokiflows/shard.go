@@ -1,8 +1,10 @@
-package lokiquery
+package lokiflows
 
 import (
 	"context"
 	"sort"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 )
 
 // shardDims are the stream labels a piece is sharded on when its answer has too many
@@ -18,21 +20,21 @@ const shardWays = 8
 // given to a sibling (values that appeared after the streams were listed, and "absent"), so
 // the shards of a split always cover the whole parent.
 type shard struct {
-	fixed  []Matcher
+	fixed  []lokiquery.Matcher
 	dim    int // index in shardDims; -1: not sharded
 	values []string
 	rest   bool
 	all    []string // every listed value at this level, for the rest matcher
 }
 
-func (s shard) matchers() []Matcher {
-	out := append([]Matcher(nil), s.fixed...)
+func (s shard) matchers() []lokiquery.Matcher {
+	out := append([]lokiquery.Matcher(nil), s.fixed...)
 	if s.dim < 0 {
 		return out
 	}
 	name := shardDims[s.dim]
 	if !s.rest {
-		return append(out, Matcher{Name: name, Op: OpRe, Value: regexAlternatives(s.values)})
+		return append(out, lokiquery.Matcher{Name: name, Op: lokiquery.OpRe, Value: lokiquery.RegexAlternatives(s.values)})
 	}
 	mine := map[string]bool{}
 	for _, v := range s.values {
@@ -47,7 +49,7 @@ func (s shard) matchers() []Matcher {
 	if len(others) == 0 {
 		return out
 	}
-	return append(out, Matcher{Name: name, Op: OpNotRe, Value: regexAlternatives(others)})
+	return append(out, lokiquery.Matcher{Name: name, Op: lokiquery.OpNotRe, Value: lokiquery.RegexAlternatives(others)})
 }
 
 // packShards packs source namespaces into shards of at most capacity keys (first fit,
@@ -115,7 +117,7 @@ func (r *run) shardStreams(ctx context.Context) ([]map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	bare, err := r.streamsOf(ctx, []Matcher{{Name: ns, Op: OpEq, Value: ""}})
+	bare, err := r.streamsOf(ctx, []lokiquery.Matcher{{Name: ns, Op: lokiquery.OpEq, Value: ""}})
 	if err != nil {
 		return nil, err
 	}
@@ -127,9 +129,9 @@ func (r *run) shardStreams(ctx context.Context) ([]map[string]string, error) {
 }
 
 // streamsOf lists the label sets of the query's streams that match fixed in the window.
-func (r *run) streamsOf(ctx context.Context, fixed []Matcher) ([]map[string]string, error) {
-	sel := append(append([]Matcher(nil), r.base.Selector...), fixed...)
-	ls, err := r.c.series(ctx, selector(sel), r.o.From, r.o.To)
+func (r *run) streamsOf(ctx context.Context, fixed []lokiquery.Matcher) ([]map[string]string, error) {
+	sel := append(append([]lokiquery.Matcher(nil), r.base.Selector...), fixed...)
+	ls, err := r.c.Series(ctx, lokiquery.SelectorString(sel), r.o.From, r.o.To)
 	if err != nil {
 		return nil, err
 	}
@@ -143,17 +145,17 @@ func (r *run) streamsOf(ctx context.Context, fixed []Matcher) ([]map[string]stri
 // splitShard cuts a piece's shard in parts that cover it; nil when it cannot be cut further
 // by label values (then time splitting is the way left).
 func (r *run) splitShard(ctx context.Context, p piece) ([]piece, error) {
-	return cutShard(p, func(fixed []Matcher) ([]map[string]string, error) { return r.streamsOf(ctx, fixed) })
+	return cutShard(p, func(fixed []lokiquery.Matcher) ([]map[string]string, error) { return r.streamsOf(ctx, fixed) })
 }
 
 // cutShard is splitShard with the streams a shard is cut on given by list.
-func cutShard(p piece, list func(fixed []Matcher) ([]map[string]string, error)) ([]piece, error) {
+func cutShard(p piece, list func(fixed []lokiquery.Matcher) ([]map[string]string, error)) ([]piece, error) {
 	s := p.shard
 	if s.dim < 0 || (len(s.values) == 1 && !s.rest) {
 		// Not sharded yet, or down to one value: shard on the next dimension inside it.
-		fixed := append([]Matcher(nil), s.fixed...)
+		fixed := append([]lokiquery.Matcher(nil), s.fixed...)
 		if s.dim >= 0 {
-			fixed = append(fixed, Matcher{Name: shardDims[s.dim], Op: OpEq, Value: s.values[0]})
+			fixed = append(fixed, lokiquery.Matcher{Name: shardDims[s.dim], Op: lokiquery.OpEq, Value: s.values[0]})
 		}
 		streams, err := list(fixed)
 		if err != nil {
@@ -194,7 +196,7 @@ func cutShard(p piece, list func(fixed []Matcher) ([]map[string]string, error)) 
 }
 
 // valuesOf lists the distinct non-empty values of label among the streams matching fixed.
-func valuesOf(streams []map[string]string, fixed []Matcher, label string) []string {
+func valuesOf(streams []map[string]string, fixed []lokiquery.Matcher, label string) []string {
 	set := map[string]bool{}
 next:
 	for _, s := range streams {

@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/sync/errgroup"
@@ -80,10 +82,10 @@ func (r *run) raw(ctx context.Context, res *Result, sharded bool) error {
 // which Loki's limits then cut.
 func (r *run) streamShards(ctx context.Context) ([]shard, error) {
 	streams, err := r.shardStreams(ctx)
-	switch kind, _ := classify(err); {
+	switch kind, _ := lokiquery.Classify(err); {
 	case err == nil:
 		return rawShards(streams), nil
-	case kind == noLimit:
+	case kind == lokiquery.NoLimit:
 		return nil, err
 	}
 	return []shard{{dim: -1}}, nil
@@ -95,8 +97,8 @@ func (r *run) streamShards(ctx context.Context) ([]shard, error) {
 // after it).
 func rawShards(streams []map[string]string) []shard {
 	const ns = "SrcK8S_Namespace"
-	namespaced := []Matcher{{Name: ns, Op: OpNeq, Value: ""}}
-	bare := []Matcher{{Name: ns, Op: OpEq, Value: ""}}
+	namespaced := []lokiquery.Matcher{{Name: ns, Op: lokiquery.OpNeq, Value: ""}}
+	bare := []lokiquery.Matcher{{Name: ns, Op: lokiquery.OpEq, Value: ""}}
 	nsValues := valuesOf(streams, nil, ns)
 	owners := valuesOf(streams, bare, shardDims[1])
 	out := make([]shard, 0, len(nsValues)+len(owners)+2)
@@ -113,11 +115,11 @@ func rawShards(streams []map[string]string) []shard {
 // rawLines reads the lines of the aggregate query pl whole, and folds each projected
 // record into r's aggregates (bytes and times too, unless CountsOnly). Lines pkg/flow
 // cannot decode are counted as retrieved and reported in res.Decode. sharded is raw's.
-func (r *run) rawLines(ctx context.Context, res *Result, pl Pipeline, sharded bool) error {
+func (r *run) rawLines(ctx context.Context, res *Result, pl lokiquery.Pipeline, sharded bool) error {
 	rr := &run{c: r.c, o: r.o, base: pl, into: r}
 	var got Result
 	if err := rr.raw(ctx, &got, sharded); err != nil {
-		return fmt.Errorf("raw lines of %s: %w", shorten(pl.String()), err)
+		return fmt.Errorf("raw lines of %s: %w", lokiquery.Shorten(pl.String()), err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -216,7 +218,7 @@ const maxTimeParts = 8
 // batch is full, the time the batch spanned tells how many batches are left; more than two
 // and the rest of the window is cut in time parts read side by side (a piece that fills a
 // batch quickly has small blocks, so the parts share few).
-func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, rd *rawRead, pl Pipeline, from, to time.Time, cut bool) error {
+func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, rd *rawRead, pl lokiquery.Pipeline, from, to time.Time, cut bool) error {
 	query := pl.String()
 	start := from
 	var boundary map[entryID]bool // entries at `start` already read
@@ -245,10 +247,10 @@ func (r *run) rawPiece(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 // rawBatch reads one batch of query from *start, commits its records, and moves *start
 // and *boundary past them; done when the piece is exhausted. A limit Loki names lowers the
 // batch, or cuts *to and queues the rest of the piece in g.
-func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl Pipeline, query string,
+func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl lokiquery.Pipeline, query string,
 	start, to *time.Time, boundary *map[entryID]bool) (done bool, err error) {
-	hold := &answerHold{gate: rd.answers}
-	defer hold.release()
+	hold := lokiquery.NewAnswerHold(rd.answers)
+	defer hold.Release()
 	first := start.UnixNano()
 	var out batchOut
 	read := func(body io.Reader) error {
@@ -257,8 +259,8 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 			out.folded = aggregates{}
 		}
 		var buf []byte
-		return readStreams(body, func(s *lineStream, ts int64, quoted, meta jsontext.Value) {
-			id := entryID{stream: s.key, ts: ts, line: maphash.Bytes(rd.seed, quoted)}
+		return lokiquery.ReadStreams(body, func(s *lokiquery.LineStream, ts int64, quoted, meta jsontext.Value) {
+			id := entryID{stream: s.Key, ts: ts, line: maphash.Bytes(rd.seed, quoted)}
 			out.entries++
 			switch {
 			case ts > out.newest:
@@ -278,13 +280,13 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 				if meta != nil {
 					md = flow.EntryMetadata(meta)
 				}
-				rec, err = flow.DecodeEntry(s.labels, ts, buf, md)
+				rec, err = flow.DecodeEntry(s.Labels, ts, buf, md)
 			}
 			if err != nil {
 				out.undecodable++
 				if len(out.errs) < maxKeptDecodeErrors {
 					out.errs = append(out.errs, flow.DecodeError{Source: fmt.Sprintf("loki %s", time.Unix(0, ts).UTC().Format(time.RFC3339Nano)),
-						Loki: true, Stream: s.index, Entry: s.entry, Err: err})
+						Loki: true, Stream: s.Index, Entry: s.Entry, Err: err})
 				}
 				return
 			}
@@ -297,18 +299,18 @@ func (r *run) rawBatch(ctx context.Context, g *errgroup.Group, rd *rawRead, pl P
 	}
 	for {
 		limit := rd.batch.get()
-		err := r.c.queryLines(withAnswerHold(ctx, hold), query, limit, *start, *to, read)
+		err := r.c.QueryLines(lokiquery.WithAnswerHold(ctx, hold), query, limit, *start, *to, read)
 		if err != nil {
-			hold.release()
-			kind, n := classify(err)
+			hold.Release()
+			kind, n := lokiquery.Classify(err)
 			switch kind {
-			case limitEntries:
+			case lokiquery.LimitEntries:
 				if n <= 0 || int(n) >= limit {
 					return false, err
 				}
 				rd.batch.lower(int(n))
 				continue
-			case limitLength, limitTimeout, limitBytes:
+			case lokiquery.LimitLength, lokiquery.LimitTimeout, lokiquery.LimitBytes:
 				parts := r.splitTime(piece{from: *start, to: *to}, 2)
 				if parts == nil {
 					return false, fmt.Errorf("raw lines of [%s, %s) cannot be split below %s: %w", start.Format(time.RFC3339), to.Format(time.RFC3339), r.o.MinPiece, err)

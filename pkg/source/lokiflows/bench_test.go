@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	logcli "github.com/grafana/loki/v3/pkg/logcli/client"
 	"github.com/grafana/loki/v3/pkg/loghttp"
@@ -173,7 +175,7 @@ func TestBenchChild(t *testing.T) {
 	}
 	from, _ := time.Parse(time.RFC3339Nano, os.Getenv("BENCH_FROM"))
 	to, _ := time.Parse(time.RFC3339Nano, os.Getenv("BENCH_TO"))
-	cfg := Config{URL: os.Getenv("BENCH_LOKI"), Tenant: os.Getenv("BENCH_TENANT")}
+	cfg := lokiquery.Config{URL: os.Getenv("BENCH_LOKI"), Tenant: os.Getenv("BENCH_TENANT")}
 	if p := os.Getenv("BENCH_TRACE"); p != "" {
 		// A file that collects every request of the child, for profiling the approaches.
 		f, err := os.OpenFile(p, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
@@ -188,7 +190,7 @@ func TestBenchChild(t *testing.T) {
 			fmt.Fprintf(f, "%s %s %s err=%v %.120s ... %.100s\n", approach, d.Round(time.Millisecond), path, err, q, q[max(0, len(q)-100):])
 		}
 	}
-	c, err := New(cfg)
+	c, err := newClient(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	"github.com/prometheus/common/model"
 	"golang.org/x/sync/errgroup"
@@ -47,7 +49,7 @@ type Options struct {
 	// are widened to whole milliseconds, the finest unit of a LogQL range.
 	From, To time.Time
 	// Matchers are added to the stream selector, e.g. K8S_ClusterName="ci".
-	Matchers []Matcher
+	Matchers []lokiquery.Matcher
 	// Ports says which source ports aggregation keeps exact; the others become
 	// flow.EphemeralPort.
 	Ports matrix.PortPolicy
@@ -110,22 +112,22 @@ type Result struct {
 // few lines, and each costs Loki a scan of every selected line. The six there were (three
 // subnet labels, three types) took 0.4 s of a 1.1 s scan floor here; they would pay again
 // only where a large part of the selected lines went to internal subnets.
-func EgressPipeline(extra []Matcher) Pipeline {
-	sel := []Matcher{
-		{Name: "app", Op: OpEq, Value: App},
-		{Name: "DstK8S_Type", Op: OpEq, Value: ""},
-		{Name: "DstK8S_Namespace", Op: OpEq, Value: ""},
-		{Name: "DstK8S_OwnerName", Op: OpEq, Value: ""},
+func EgressPipeline(extra []lokiquery.Matcher) lokiquery.Pipeline {
+	sel := []lokiquery.Matcher{
+		{Name: "app", Op: lokiquery.OpEq, Value: App},
+		{Name: "DstK8S_Type", Op: lokiquery.OpEq, Value: ""},
+		{Name: "DstK8S_Namespace", Op: lokiquery.OpEq, Value: ""},
+		{Name: "DstK8S_OwnerName", Op: lokiquery.OpEq, Value: ""},
 		// Conversation tracking records (newConnection/heartbeat/endConnection) repeat flows.
-		{Name: "_RecordType", Op: OpRe, Value: "|flowLog"},
+		{Name: "_RecordType", Op: lokiquery.OpRe, Value: "|flowLog"},
 	}
 	sel = append(sel, extra...)
-	return Pipeline{
+	return lokiquery.Pipeline{
 		Selector:   sel,
 		JSONFields: []string{"DstK8S_Type", "DstSubnetLabel"},
-		LabelFilters: []Matcher{
-			{Name: "DstK8S_Type", Op: OpEq, Value: ""},
-			{Name: "DstSubnetLabel", Op: OpNotRe, Value: regexAlternatives(internalSubnets)},
+		LabelFilters: []lokiquery.Matcher{
+			{Name: "DstK8S_Type", Op: lokiquery.OpEq, Value: ""},
+			{Name: "DstSubnetLabel", Op: lokiquery.OpNotRe, Value: lokiquery.RegexAlternatives(internalSubnets)},
 		},
 	}
 }
@@ -152,10 +154,10 @@ const (
 )
 
 var metricAgg = [nMetrics]struct{ agg, unwrap string }{
-	mCount: {AggCount, ""},
-	mBytes: {AggSum, "Bytes"},
-	mStart: {AggMin, "TimeFlowStartMs"},
-	mEnd:   {AggMax, "TimeFlowEndMs"},
+	mCount: {lokiquery.AggCount, ""},
+	mBytes: {lokiquery.AggSum, "Bytes"},
+	mStart: {lokiquery.AggMin, "TimeFlowStartMs"},
+	mEnd:   {lokiquery.AggMax, "TimeFlowEndMs"},
 }
 
 // aggregate is the running value of one projected record.
@@ -195,7 +197,7 @@ func (o Options) normalized() (Options, error) {
 // Egress retrieves the egress flow records of a window. It fails, rather than return
 // part of the window, when Loki cannot answer, when a limit cannot be worked around, and
 // when what it retrieved does not add up to Loki's own count of the window.
-func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
+func (c *client) Egress(ctx context.Context, o Options) (*Result, error) {
 	o, err := o.normalized()
 	if err != nil {
 		return nil, err
@@ -229,9 +231,9 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 	} else {
 		aggBase := base
 		if len(o.RawAddrs) > 0 {
-			re := regexAlternatives(o.RawAddrs)
-			aggBase = base.WithFields("DstAddr").With(nil, []Matcher{{Name: "DstAddr", Op: OpNotRe, Value: re}})
-			rr := &run{c: c, o: o, base: base.WithFields("DstAddr").With(nil, []Matcher{{Name: "DstAddr", Op: OpRe, Value: re}})}
+			re := lokiquery.RegexAlternatives(o.RawAddrs)
+			aggBase = base.WithFields("DstAddr").With(nil, []lokiquery.Matcher{{Name: "DstAddr", Op: lokiquery.OpNotRe, Value: re}})
+			rr := &run{c: c, o: o, base: base.WithFields("DstAddr").With(nil, []lokiquery.Matcher{{Name: "DstAddr", Op: lokiquery.OpRe, Value: re}})}
 			// Few lines of many streams: read whole, not shard by shard.
 			if err := rr.raw(ctx, res, false); err != nil {
 				return nil, err
@@ -249,7 +251,7 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 			queries = []aggQuery{{pipeline: aggBase, plan: planRead}}
 		}
 		r := &run{c: c, o: o, base: aggBase, queries: queries, keys: aggregates{},
-			inFlight: make(chan struct{}, c.cfg.Concurrency)}
+			inFlight: make(chan struct{}, c.Concurrency())}
 		perNS, err := r.aggregate(ctx, res, base)
 		if err != nil {
 			if strings.Contains(err.Error(), "JSONParserErr") {
@@ -276,13 +278,13 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 			o.From.Format(time.RFC3339Nano), o.To.Format(time.RFC3339Nano), res.Retrieved, expected, base, expected-res.Retrieved)
 	}
 	if expected == 0 {
-		all, err := c.count(ctx, Pipeline{Selector: []Matcher{{Name: "app", Op: OpEq, Value: App}}}, o.From, o.To, o.MinPiece)
+		all, err := c.count(ctx, lokiquery.Pipeline{Selector: []lokiquery.Matcher{{Name: "app", Op: lokiquery.OpEq, Value: App}}}, o.From, o.To, o.MinPiece)
 		if err != nil {
 			return nil, fmt.Errorf("checking the window is not empty: %w", err)
 		}
 		if all == 0 {
 			return nil, fmt.Errorf("loki holds no NetObserv flow record (app=%q) in [%s, %s) for tenant %q: check the tenant (X-Scope-OrgID or gateway URL), that the FlowCollector writes to this Loki, and the window",
-				App, o.From.Format(time.RFC3339), o.To.Format(time.RFC3339), c.cfg.Tenant)
+				App, o.From.Format(time.RFC3339), o.To.Format(time.RFC3339), c.Tenant())
 		}
 	}
 	return res, nil
@@ -290,9 +292,9 @@ func (c *Client) Egress(ctx context.Context, o Options) (*Result, error) {
 
 // run is the state of one Egress call.
 type run struct {
-	c    *Client
+	c    *client
 	o    Options
-	base Pipeline
+	base lokiquery.Pipeline
 	// queries are the aggregate queries (aggregateQueries).
 	queries []aggQuery
 
@@ -314,14 +316,14 @@ type piece struct {
 }
 
 func (p piece) String() string {
-	return fmt.Sprintf("%s [%s, %s)", selector(p.shard.matchers()), p.from.Format(time.RFC3339), p.to.Format(time.RFC3339))
+	return fmt.Sprintf("%s [%s, %s)", lokiquery.SelectorString(p.shard.matchers()), p.from.Format(time.RFC3339), p.to.Format(time.RFC3339))
 }
 
 // aggregate runs the aggregate queries, and returns Loki's own count of the lines of
 // countBase (the whole egress selection) per source namespace: what the aggregates must
 // add up to, and what the shards are planned on. A record ingested meanwhile makes the
 // sums disagree and Egress fail, never pass short.
-func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (map[string]int64, error) {
+func (r *run) aggregate(ctx context.Context, res *Result, countBase lokiquery.Pipeline) (map[string]int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
@@ -346,7 +348,7 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase Pipeline) (m
 		}
 	}
 	perNS, err := r.c.countBy(gctx, countBase, r.o.From, r.o.To, r.o.MinPiece, shardDims[0])
-	if kind, _ := classify(err); kind == limitSeries {
+	if kind, _ := lokiquery.Classify(err); kind == lokiquery.LimitSeries {
 		perNS, err = r.c.countBy(gctx, countBase, r.o.From, r.o.To, r.o.MinPiece, "")
 	}
 	if err != nil {
@@ -445,10 +447,10 @@ func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, q int, lines
 		pilots[ns] = true
 		p := piece{q: q, shard: shard{dim: 0, values: []string{ns}}, from: r.o.From, to: r.o.To}
 		keys, plainLines, err := r.queryPiece(ctx, p)
-		if kind, _ := classify(err); kind != noLimit {
+		if kind, _ := lokiquery.Classify(err); kind != lokiquery.NoLimit {
 			// Too many keys, too long or too slow for this Loki: split like any piece.
 			g.Go(func() error { return r.runPiece(ctx, g, p) })
-			if kind == limitSeries {
+			if kind == lokiquery.LimitSeries {
 				// More keys than the limit in at most lines[ns] lines of q.
 				usable++
 				keysPerLine = max(keysPerLine, float64(r.o.MaxSeries)/float64(lines[ns]))
@@ -478,9 +480,9 @@ func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, q int, lines
 }
 
 // metric is one sum of a piece.
-func (r *run) metric(p piece, k metricKind) Metric {
+func (r *run) metric(p piece, k metricKind) lokiquery.Metric {
 	aq := r.queries[p.q]
-	m := Metric{Pipeline: aq.pipeline.With(p.shard.matchers(), nil), Agg: metricAgg[k].agg, Unwrap: metricAgg[k].unwrap,
+	m := lokiquery.Metric{Pipeline: aq.pipeline.With(p.shard.matchers(), nil), Agg: metricAgg[k].agg, Unwrap: metricAgg[k].unwrap,
 		Range: p.to.Sub(p.from), By: aq.by}
 	if m.Unwrap != "" {
 		// Loki pushes the grouping down into count_over_time only: without this keep, every
@@ -512,14 +514,14 @@ func (r *run) queryPiece(ctx context.Context, p piece) (keys int, lines int64, e
 		if err := m.Validate(); err != nil {
 			return err
 		}
-		v, err := r.c.instant(ctx, m.String(), at)
+		v, err := r.c.Instant(ctx, m.String(), at)
 		if err != nil {
 			return err
 		}
 		out := make(map[string]float64, len(v))
 		for _, smp := range v {
 			lbs := labelsOf(smp.Metric)
-			key := mapKey(lbs)
+			key := lokiquery.MapKey(lbs)
 			out[key] = float64(smp.Value)
 			if k == mCount {
 				if labels == nil {
@@ -587,9 +589,9 @@ func (r *run) runCut(ctx context.Context, g *errgroup.Group, p piece, query func
 // (then by label values). It returns err itself when err names no limit, and an error
 // naming the limit when the piece cannot be cut further.
 func (r *run) partsOnLimit(ctx context.Context, p piece, err error) ([]piece, error) {
-	kind, n := classify(err)
+	kind, n := lokiquery.Classify(err)
 	switch kind {
-	case limitSeries:
+	case lokiquery.LimitSeries:
 		parts, lerr := r.splitShard(ctx, p)
 		if lerr != nil {
 			return nil, lerr
@@ -601,7 +603,7 @@ func (r *run) partsOnLimit(ctx context.Context, p piece, err error) ([]piece, er
 			return nil, fmt.Errorf("piece %s still exceeds max_query_series (%d) when split down to %s by time and to one owner: raise max_query_series on this Loki: %w", p, n, r.o.MinPiece, err)
 		}
 		return parts, nil
-	case limitLength:
+	case lokiquery.LimitLength:
 		k := 2
 		if n > 0 {
 			k = int(math.Ceil(float64(p.to.Sub(p.from)) / float64(n)))
@@ -610,7 +612,7 @@ func (r *run) partsOnLimit(ctx context.Context, p piece, err error) ([]piece, er
 			return parts, nil
 		}
 		return nil, fmt.Errorf("piece %s: cannot split below %s to meet max_query_length: %w", p, r.o.MinPiece, err)
-	case limitTimeout, limitBytes:
+	case lokiquery.LimitTimeout, lokiquery.LimitBytes:
 		parts := r.splitTime(p, 2)
 		if parts == nil {
 			parts, _ = r.splitShard(ctx, p)
@@ -718,22 +720,6 @@ func (r *run) splitTime(p piece, k int) []piece {
 	return out
 }
 
-func mapKey(l map[string]string) string {
-	names := make([]string, 0, len(l))
-	for k := range l {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, k := range names {
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(l[k]))
-		b.WriteByte(',')
-	}
-	return b.String()
-}
-
 // labelsOf is a series' labels as a plain map.
 func labelsOf(m model.Metric) map[string]string {
 	l := make(map[string]string, len(m))
@@ -755,7 +741,7 @@ func recordFromLabels(l map[string]string) (flow.Record, error) {
 		if err != nil {
 			f, ferr := strconv.ParseFloat(v, 64)
 			if ferr != nil || f != math.Trunc(f) {
-				return 0, fmt.Errorf("aggregate %s: %s=%q is not an integer", mapKey(l), name, v)
+				return 0, fmt.Errorf("aggregate %s: %s=%q is not an integer", lokiquery.MapKey(l), name, v)
 			}
 			n = int64(f)
 		}
@@ -787,14 +773,14 @@ func recordFromLabels(l map[string]string) (flow.Record, error) {
 		return r, err
 	}
 	if r.Flags, err = parseFlagsLabel(l["Flags"]); err != nil {
-		return r, fmt.Errorf("aggregate %s: %w", mapKey(l), err)
+		return r, fmt.Errorf("aggregate %s: %w", lokiquery.MapKey(l), err)
 	}
 	switch strings.ToLower(strings.TrimSpace(l["Duplicate"])) {
 	case "", "false", "0":
 	case "true", "1":
 		r.Duplicate = true
 	default:
-		return r, fmt.Errorf("aggregate %s: Duplicate=%q is not a boolean", mapKey(l), l["Duplicate"])
+		return r, fmt.Errorf("aggregate %s: Duplicate=%q is not a boolean", lokiquery.MapKey(l), l["Duplicate"])
 	}
 	return r, nil
 }
@@ -834,7 +820,7 @@ func parseFlagsLabel(v string) (uint32, error) {
 
 // count is Loki's own count of the lines a pipeline selects in [from, to), split by time
 // when a limit requires it.
-func (c *Client) count(ctx context.Context, p Pipeline, from, to time.Time, minPiece time.Duration) (int64, error) {
+func (c *client) count(ctx context.Context, p lokiquery.Pipeline, from, to time.Time, minPiece time.Duration) (int64, error) {
 	m, err := c.countBy(ctx, p, from, to, minPiece, "")
 	var n int64
 	for _, v := range m {
@@ -844,15 +830,15 @@ func (c *Client) count(ctx context.Context, p Pipeline, from, to time.Time, minP
 }
 
 // countBy is count per value of a label ("" label: one total under "").
-func (c *Client) countBy(ctx context.Context, p Pipeline, from, to time.Time, minPiece time.Duration, label string) (map[string]int64, error) {
-	m := Metric{Pipeline: p, Agg: AggCount, Range: to.Sub(from)}
+func (c *client) countBy(ctx context.Context, p lokiquery.Pipeline, from, to time.Time, minPiece time.Duration, label string) (map[string]int64, error) {
+	m := lokiquery.Metric{Pipeline: p, Agg: lokiquery.AggCount, Range: to.Sub(from)}
 	if label != "" {
 		m.By = []string{label}
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	v, err := c.instant(ctx, m.String(), to.Add(-time.Nanosecond))
+	v, err := c.Instant(ctx, m.String(), to.Add(-time.Nanosecond))
 	if err == nil {
 		out := map[string]int64{}
 		for _, s := range v {
@@ -864,12 +850,12 @@ func (c *Client) countBy(ctx context.Context, p Pipeline, from, to time.Time, mi
 		}
 		return out, nil
 	}
-	kind, limit := classify(err)
-	if kind != limitLength && kind != limitTimeout && kind != limitBytes {
+	kind, limit := lokiquery.Classify(err)
+	if kind != lokiquery.LimitLength && kind != lokiquery.LimitTimeout && kind != lokiquery.LimitBytes {
 		return nil, err
 	}
 	k := 2
-	if kind == limitLength && limit > 0 {
+	if kind == lokiquery.LimitLength && limit > 0 {
 		k = max(2, int(math.Ceil(float64(to.Sub(from))/float64(limit))))
 	}
 	step := (to.Sub(from) / time.Duration(k)).Truncate(time.Millisecond)

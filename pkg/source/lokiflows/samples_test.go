@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/internal/testfix"
 
 	"github.com/openshift/egress-tests-ext/internal/lokitest"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
@@ -31,7 +33,7 @@ func TestRealSamplesAggregateLikeRaw(t *testing.T) {
 	if err := s.Push(context.Background(), entries); err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t, s)
+	c := testClient(t, s)
 	agg, err := c.Egress(context.Background(), Options{From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +90,7 @@ func TestRealSamplesOwnerImpliesType(t *testing.T) {
 // ../shared/netobserv-samples, in file order.
 func recordedEntries(t *testing.T) []lokitest.Entry {
 	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "netobserv-samples")
+	dir := testfix.Samples(t)
 	files, err := filepath.Glob(filepath.Join(dir, "console-plugin-flow*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no recorded answers in %s (%v): the samples sit beside the repository", dir, err)

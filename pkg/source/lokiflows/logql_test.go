@@ -1,65 +1,41 @@
-package lokiquery
+package lokiflows
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
 )
 
-func TestPipelineString(t *testing.T) {
-	p := Pipeline{
-		Selector:     []Matcher{{"app", OpEq, App}, {"DstK8S_Type", OpEq, ""}},
-		LineFilters:  []LineFilter{{LineNotContains, `"DstSubnetLabel":"Pods"`}},
-		JSONFields:   []string{"DstAddr", "DstPort"},
-		LabelFilters: []Matcher{{"DstSubnetLabel", OpNotRe, "Pods|Machines"}},
-	}
-	want := `{app="netobserv-flowcollector", DstK8S_Type=""} != "\"DstSubnetLabel\":\"Pods\"" | json DstAddr, DstPort | DstSubnetLabel!~"^(?:Pods|Machines)$"`
-	if got := p.String(); got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
-	}
-	m := Metric{Pipeline: p.WithFields("Bytes"), Agg: AggSum, Unwrap: "Bytes", Range: 90 * time.Minute, By: []string{"DstAddr"}}
-	if err := m.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if got := m.String(); !strings.HasPrefix(got, "sum by (DstAddr) (sum_over_time({") || !strings.HasSuffix(got, "| json Bytes, DstAddr, DstPort | DstSubnetLabel!~\"^(?:Pods|Machines)$\" | unwrap Bytes [5400000ms]))") {
-		t.Fatalf("metric: %s", got)
-	}
-}
-
 func TestPipelineValidate(t *testing.T) {
 	for _, c := range []struct {
-		p    Pipeline
+		p    lokiquery.Pipeline
 		want string
 	}{
-		{Pipeline{Selector: []Matcher{{"app", OpEq, ""}}}, "non-empty value"},
-		{Pipeline{Selector: []Matcher{{"app", OpNeq, "x"}}}, "non-empty value"},
-		{Pipeline{Selector: []Matcher{{"app", OpEq, App}, {"bad-name", OpEq, "x"}}}, "not a valid label name"},
-		{Pipeline{Selector: []Matcher{{"app", OpEq, App}, {"a", OpRe, "("}}}, "missing closing"},
-		{Pipeline{Selector: []Matcher{{"app", OpEq, App}, {"a", "==", "x"}}}, "operator"},
-		{Pipeline{Selector: []Matcher{{"app", OpEq, App}}, JSONFields: []string{"a b"}}, "json field"},
+		{lokiquery.Pipeline{Selector: []lokiquery.Matcher{{Name: "app", Op: lokiquery.OpEq, Value: ""}}}, "non-empty value"},
+		{lokiquery.Pipeline{Selector: []lokiquery.Matcher{{Name: "app", Op: lokiquery.OpNeq, Value: "x"}}}, "non-empty value"},
+		{lokiquery.Pipeline{Selector: []lokiquery.Matcher{{Name: "app", Op: lokiquery.OpEq, Value: App}, {Name: "bad-name", Op: lokiquery.OpEq, Value: "x"}}}, "not a valid label name"},
+		{lokiquery.Pipeline{Selector: []lokiquery.Matcher{{Name: "app", Op: lokiquery.OpEq, Value: App}, {Name: "a", Op: lokiquery.OpRe, Value: "("}}}, "missing closing"},
+		{lokiquery.Pipeline{Selector: []lokiquery.Matcher{{Name: "app", Op: lokiquery.OpEq, Value: App}, {Name: "a", Op: "==", Value: "x"}}}, "operator"},
+		{lokiquery.Pipeline{Selector: []lokiquery.Matcher{{Name: "app", Op: lokiquery.OpEq, Value: App}}, JSONFields: []string{"a b"}}, "json field"},
 	} {
 		err := c.p.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error containing %q", c.p, err, c.want)
 		}
 	}
-	if err := EgressPipeline([]Matcher{{"K8S_ClusterName", OpEq, "ci"}}).Validate(); err != nil {
+	if err := EgressPipeline([]lokiquery.Matcher{{Name: "K8S_ClusterName", Op: lokiquery.OpEq, Value: "ci"}}).Validate(); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []Metric{
-		{Pipeline: EgressPipeline(nil), Agg: AggCount, Range: time.Second + time.Microsecond},
-		{Pipeline: EgressPipeline(nil), Agg: AggSum, Range: time.Second},
-		{Pipeline: EgressPipeline(nil), Agg: AggCount, Unwrap: "Bytes", Range: time.Second},
+	for _, m := range []lokiquery.Metric{
+		{Pipeline: EgressPipeline(nil), Agg: lokiquery.AggCount, Range: time.Second + time.Microsecond},
+		{Pipeline: EgressPipeline(nil), Agg: lokiquery.AggSum, Range: time.Second},
+		{Pipeline: EgressPipeline(nil), Agg: lokiquery.AggCount, Unwrap: "Bytes", Range: time.Second},
 		{Pipeline: EgressPipeline(nil), Agg: "rate", Range: time.Second},
 	} {
 		if m.Validate() == nil {
@@ -80,15 +56,6 @@ func TestEgressPipelineShape(t *testing.T) {
 	for _, bad := range []string{"SrcSubnetLabel", "FlowDirection", "K8S_FlowLayer"} {
 		if strings.Contains(q, bad) {
 			t.Errorf("%s must not filter on %s (it would drop node or unknown-direction egress)", q, bad)
-		}
-	}
-}
-
-func TestRegexAlternatives(t *testing.T) {
-	re := regexp.MustCompile("^(?:" + regexAlternatives([]string{"a.b", "c|d", "e+"}) + ")$")
-	for s, want := range map[string]bool{"a.b": true, "axb": false, "c|d": true, "c": false, "e+": true, "ee": false} {
-		if re.MatchString(s) != want {
-			t.Errorf("%q: got %v", s, !want)
 		}
 	}
 }
@@ -114,59 +81,6 @@ func TestParseFlagsLabel(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	le := func(status int, body string) error { return &LokiError{Status: status, Body: body} }
-	for _, c := range []struct {
-		err  error
-		kind limitKind
-		n    int64
-	}{
-		{le(400, "maximum number of series (500) reached for a single query; consider reducing"), limitSeries, 500},
-		{le(400, "max entries limit per query exceeded, limit > max_entries_limit_per_query (20000 > 5000)"), limitEntries, 5000},
-		{le(400, "the query time range exceeds the limit (query length: 1h0m0s, limit: 25m0s)"), limitLength, int64(25 * time.Minute)},
-		{le(400, "the query time range exceeds the limit (query length: 60d, limit: 30d)"), limitLength, int64(30 * 24 * time.Hour)},
-		{le(504, "request timed out, decrease the duration of the request"), limitTimeout, 0},
-		{le(400, "the query would read too many bytes (query: 10 GiB, limit: 1 GiB)"), limitBytes, 0},
-		{le(400, "parse error at line 1"), noLimit, 0},
-	} {
-		kind, n := classify(c.err)
-		if kind != c.kind || n != c.n {
-			t.Errorf("%v: got %v %d, want %v %d", c.err, kind, n, c.kind, c.n)
-		}
-	}
-}
-
-func TestTransient(t *testing.T) {
-	for _, c := range []struct {
-		err  error
-		want bool
-	}{
-		{&LokiError{Status: 429, Body: "too many outstanding requests"}, true},
-		{&LokiError{Status: 502, Body: "bad gateway"}, true},
-		{&LokiError{Status: 503}, true},
-		{&LokiError{Status: 504, Body: "request timed out"}, false},
-		{&LokiError{Status: 400, Body: "parse error"}, false},
-		{&LokiError{Status: 401}, false},
-		{&url.Error{Op: "GET", URL: "http://x", Err: syscall.ECONNREFUSED}, true},
-		{&url.Error{Op: "GET", URL: "http://x", Err: syscall.ECONNRESET}, true},
-		{&url.Error{Op: "GET", URL: "http://x", Err: syscall.EPIPE}, true}, // a kept-alive connection to a Loki that went away
-		{context.Canceled, false},
-		{fmt.Errorf("wrapped: %w", &LokiError{Status: 500}), true},
-		{permanent(errors.New("token file missing")), false},
-	} {
-		if got := Transient(c.err); got != c.want {
-			t.Errorf("%v: got %v, want %v", c.err, got, c.want)
-		}
-	}
-}
-
-func TestLokiErrorNamesTheFix(t *testing.T) {
-	err := (&LokiError{Status: http.StatusForbidden, Path: "/x", Body: "forbidden"}).Error()
-	if !strings.Contains(err, "bearer token") || !strings.Contains(err, "403") {
-		t.Fatal(err)
-	}
-}
-
 // Splitting a shard gives parts whose matchers cover every value of the parent, including
 // values that were not listed and an absent label, each exactly once.
 func TestSplitShardCovers(t *testing.T) {
@@ -175,7 +89,7 @@ func TestSplitShardCovers(t *testing.T) {
 		all = append(all, map[string]string{"SrcK8S_Namespace": fmt.Sprintf("ns-%02d", i), "SrcK8S_OwnerName": fmt.Sprintf("w-%d", i%3)})
 	}
 	all = append(all, map[string]string{"SrcK8S_OwnerName": "node-a"})
-	list := func(fixed []Matcher) ([]map[string]string, error) {
+	list := func(fixed []lokiquery.Matcher) ([]map[string]string, error) {
 		var out []map[string]string
 		for _, l := range all {
 			if matchAll(l, fixed) {

@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	"github.com/openshift/egress-tests-ext/internal/lokitest"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
@@ -134,9 +136,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func newClient(t *testing.T, s *lokitest.Server) *Client {
+func testClient(t *testing.T, s *lokitest.Server) *client {
 	t.Helper()
-	c, err := New(Config{URL: s.URL, Tenant: s.Tenant})
+	c, err := newClient(lokiquery.Config{URL: s.URL, Tenant: s.Tenant})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +147,7 @@ func newClient(t *testing.T, s *lokitest.Server) *Client {
 
 func TestEgressAggregateExact(t *testing.T) {
 	s, gs, from, to := sharedLoki(t)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	start := time.Now()
 	// 203.0.113.20 is named for part of the window only (matrixOptions): pulled raw.
 	res, err := c.Egress(context.Background(), Options{From: from, To: to, RawAddrs: []string{"203.0.113.20"}})
@@ -162,8 +164,8 @@ func TestEgressAggregateExact(t *testing.T) {
 	// shards are planned to fit max_query_series: Loki refuses none (each refusal costs it
 	// a scan).
 	var refused atomic.Int32
-	planned, err := New(Config{URL: s.URL, Tenant: s.Tenant, Trace: func(_, q string, _ time.Duration, err error) {
-		if kind, _ := classify(err); kind == limitSeries {
+	planned, err := newClient(lokiquery.Config{URL: s.URL, Tenant: s.Tenant, Trace: func(_, q string, _ time.Duration, err error) {
+		if kind, _ := lokiquery.Classify(err); kind == lokiquery.LimitSeries {
 			refused.Add(1)
 			t.Logf("refused: %.300s", q[strings.Index(q, "{"):])
 		}
@@ -194,7 +196,7 @@ func TestEgressAggregateExact(t *testing.T) {
 
 func TestEgressRawExact(t *testing.T) {
 	s, gs, from, to := sharedLoki(t)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	// A batch above the server's limit: Loki names its limit and the batches shrink to it.
 	res, err := c.Egress(context.Background(), Options{From: from, To: to, Mode: Raw, BatchSize: 20000})
 	if err != nil {
@@ -217,7 +219,7 @@ func TestEgressRawExact(t *testing.T) {
 
 func TestEgressServerPortsPolicy(t *testing.T) {
 	s, gs, from, to := sharedLoki(t)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	p := matrix.PortPolicy{Extra: map[int]bool{8443: true, 40001: true}}
 	res, err := c.Egress(context.Background(), Options{From: from, To: to, Ports: p})
 	if err != nil {
@@ -292,7 +294,7 @@ func TestEgressSNATFolds(t *testing.T) {
 		t.Fatal("the capture has no SNAT leg")
 	}
 	pushed(t, s, gs)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	// 203.0.113.20 is named for part of the window only (matrixOptions): pulled raw.
 	for _, o := range []Options{
 		{From: from, To: to, RawAddrs: []string{"203.0.113.20"}},
@@ -331,7 +333,7 @@ func TestEgressHardLinesRawInBatches(t *testing.T) {
 	s, gs, from, to := sharedLoki(t)
 	var batches atomic.Int32
 	hardQuery := mustQueries(t)[qHard].pipeline.String()
-	c, err := New(Config{URL: s.URL, Tenant: s.Tenant, Trace: func(path, q string, _ time.Duration, err error) {
+	c, err := newClient(lokiquery.Config{URL: s.URL, Tenant: s.Tenant, Trace: func(path, q string, _ time.Duration, err error) {
 		if strings.HasSuffix(path, "/query_range") && q == hardQuery && err == nil {
 			batches.Add(1)
 		}
@@ -359,7 +361,7 @@ func TestEgressDefaultReadsShardsExactly(t *testing.T) {
 	var mu sync.Mutex
 	selectors := map[string]bool{}
 	var rangeCalls atomic.Int32
-	c, err := New(Config{URL: s.URL, Tenant: s.Tenant, Trace: func(path, q string, _ time.Duration, err error) {
+	c, err := newClient(lokiquery.Config{URL: s.URL, Tenant: s.Tenant, Trace: func(path, q string, _ time.Duration, err error) {
 		if strings.HasSuffix(path, "/query_range") && err == nil {
 			rangeCalls.Add(1)
 			mu.Lock()
@@ -430,10 +432,10 @@ func TestCountsOnlyPacksNamespacesOverTheLimit(t *testing.T) {
 	}
 	pushed(t, s, gs)
 	var refused, namespaced atomic.Int32
-	c, err := New(Config{URL: s.URL, Tenant: s.Tenant, Trace: func(path, q string, _ time.Duration, err error) {
+	c, err := newClient(lokiquery.Config{URL: s.URL, Tenant: s.Tenant, Trace: func(path, q string, _ time.Duration, err error) {
 		if strings.HasSuffix(path, "/query") && strings.Contains(q, "SrcK8S_Namespace=~") {
 			namespaced.Add(1)
-			if kind, _ := classify(err); kind == limitSeries {
+			if kind, _ := lokiquery.Classify(err); kind == lokiquery.LimitSeries {
 				refused.Add(1)
 			}
 		}

@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	"github.com/openshift/egress-tests-ext/internal/lokitest"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
@@ -33,7 +35,7 @@ func small(t *testing.T, limits lokitest.Limits, seed uint64) (*lokitest.Server,
 
 func TestSplitOnQueryLength(t *testing.T) {
 	s, gs, from, to := small(t, lokitest.Limits{MaxQueryLength: 25 * time.Minute}, 2)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	res, err := c.Egress(context.Background(), Options{From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +58,7 @@ func TestSplitOnQueryLength(t *testing.T) {
 
 func TestQueryTimeoutFailsClearly(t *testing.T) {
 	s, _, from, to := small(t, lokitest.Limits{QueryTimeout: time.Millisecond}, 3)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	_, err := c.Egress(context.Background(), Options{From: from, To: to, MinPiece: 20 * time.Minute})
 	if err == nil {
 		t.Fatal("a query timeout that no split avoids must fail")
@@ -70,12 +72,12 @@ func TestQueryTimeoutFailsClearly(t *testing.T) {
 // pull, naming the limit and what to raise, and keeps Loki's answer as its cause.
 func TestSeriesLimitUnsplittableFailsClearly(t *testing.T) {
 	s, _, from, to := small(t, lokitest.Limits{MaxEntriesLimitPerQuery: 5000, MaxQuerySeries: 2}, 6)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	o := Options{From: from, To: to, MinPiece: 30 * time.Minute, CountsOnly: true}
 	_, eerr := c.Egress(context.Background(), o)
 	_, derr := c.DNSQueries(context.Background(), o)
 	for name, err := range map[string]error{"egress": eerr, "DNS": derr} {
-		var le *LokiError
+		var le *lokiquery.LokiError
 		switch {
 		case err == nil:
 			t.Fatalf("%s: a piece over max_query_series that no cut brings under it must fail", name)
@@ -90,7 +92,7 @@ func TestSeriesLimitUnsplittableFailsClearly(t *testing.T) {
 func TestLokiKilledMidQuery(t *testing.T) {
 	s, _, from, to := small(t, lokitest.Limits{}, 4)
 	var once sync.Once
-	c, err := New(Config{URL: s.URL, Tenant: s.Tenant, Retries: 2, Backoff: 10 * time.Millisecond,
+	c, err := newClient(lokiquery.Config{URL: s.URL, Tenant: s.Tenant, Retries: 2, Backoff: 10 * time.Millisecond,
 		Trace: func(path, _ string, _ time.Duration, _ error) {
 			if path == "/loki/api/v1/query" {
 				once.Do(func() { go s.Kill() })
@@ -113,7 +115,7 @@ func TestLokiKilledMidQuery(t *testing.T) {
 
 func TestContextCancelled(t *testing.T) {
 	s, _, from, to := sharedLoki(t)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := c.Egress(ctx, Options{From: from, To: to}); !errors.Is(err, context.Canceled) {
@@ -127,7 +129,7 @@ func TestBarrierKeepsTheCallersCancel(t *testing.T) {
 	s, _, from, to := sharedLoki(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := newClient(t, s).Egress(ctx, Options{From: from, To: to,
+	_, err := testClient(t, s).Egress(ctx, Options{From: from, To: to,
 		Barrier: Barrier{Timeout: 10 * time.Minute, Canary: `{app="netobserv-flowcollector"} |= "10.0.0.99"`}})
 	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "after 10m0s") {
 		t.Fatalf("want context.Canceled, got %v", err)
@@ -137,7 +139,7 @@ func TestBarrierKeepsTheCallersCancel(t *testing.T) {
 // The caller's deadline is not a query too slow for Loki: nothing is split for it.
 func TestCallersDeadlineNotSplit(t *testing.T) {
 	s, _, from, to := sharedLoki(t)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	_, err := c.Egress(ctx, Options{From: from, To: to, MinPiece: time.Second})
@@ -146,20 +148,9 @@ func TestCallersDeadlineNotSplit(t *testing.T) {
 	}
 }
 
-// A request that is not retried does not say it was tried six times.
-func TestRequestTimeoutNotRetried(t *testing.T) {
-	s, _, from, to := sharedLoki(t)
-	c := newClient(t, s)
-	c.cfg.RequestTimeout = time.Microsecond
-	_, err := c.LabelValues(context.Background(), "SrcK8S_Namespace", from, to)
-	if !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "attempts") || c.Requests() != 1 {
-		t.Fatalf("%d requests, error %v; want one request and its deadline", c.Requests(), err)
-	}
-}
-
 func TestWrongTenant(t *testing.T) {
 	s, _, from, to := sharedLoki(t)
-	c, err := New(Config{URL: s.URL, Tenant: "not-netobserv"})
+	c, err := newClient(lokiquery.Config{URL: s.URL, Tenant: "not-netobserv"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,9 +159,9 @@ func TestWrongTenant(t *testing.T) {
 		t.Fatalf("a tenant without records must fail naming the tenant: %v", err)
 	}
 	// No tenant at all: Loki refuses, and the error says what to check.
-	c, _ = New(Config{URL: s.URL})
+	c, _ = newClient(lokiquery.Config{URL: s.URL})
 	_, err = c.Egress(context.Background(), Options{From: from, To: to})
-	var le *LokiError
+	var le *lokiquery.LokiError
 	if !errors.As(err, &le) || le.Status != http.StatusUnauthorized || !strings.Contains(err.Error(), "tenant") {
 		t.Fatalf("no tenant: want a 401 that mentions the tenant, got %v", err)
 	}
@@ -209,7 +200,7 @@ func TestNewRefusesURLsWithoutTheirPassword(t *testing.T) {
 		"https://admin:s3cretpw@loki.example.test/%zz": "not a URL",
 		"loki:3100": "must be http(s)://",
 	} {
-		_, err := New(Config{URL: raw})
+		_, err := newClient(lokiquery.Config{URL: raw})
 		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "s3cretpw") {
 			t.Errorf("%s: %v, want an error with %q and no password", raw, err, want)
 		}
@@ -228,7 +219,7 @@ func TestGatewayTokenAndTLS(t *testing.T) {
 	tlsCfg := gw.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
 	base := gw.URL + "/api/logs/v1/network"
 
-	c, err := New(Config{URL: base, Token: TokenFile(tokFile), TLS: tlsCfg})
+	c, err := newClient(lokiquery.Config{URL: base, Token: lokiquery.TokenFile(tokFile), TLS: tlsCfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +235,7 @@ func TestGatewayTokenAndTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Egress(context.Background(), Options{From: from, To: to})
-	var le *LokiError
+	var le *lokiquery.LokiError
 	if !errors.As(err, &le) || le.Status != http.StatusUnauthorized || !strings.Contains(err.Error(), "bearer token") {
 		t.Fatalf("wrong token: want a 401 naming the bearer token, got %v", err)
 	}
@@ -253,7 +244,7 @@ func TestGatewayTokenAndTLS(t *testing.T) {
 	}
 
 	// TLS is verified: without the gateway's CA the call fails.
-	c, _ = New(Config{URL: base, Token: TokenFile(tokFile), Retries: -1})
+	c, _ = newClient(lokiquery.Config{URL: base, Token: lokiquery.TokenFile(tokFile), Retries: -1})
 	_, err = c.Egress(context.Background(), Options{From: from, To: to})
 	var ue x509.UnknownAuthorityError
 	if !errors.As(err, &ue) {
@@ -269,7 +260,7 @@ func TestMalformedLineFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = gs
-	c := newClient(t, s)
+	c := testClient(t, s)
 	_, err := c.Egress(context.Background(), Options{From: from, To: to})
 	if err == nil || !strings.Contains(err.Error(), "JSONParserErr") {
 		t.Fatalf("a line `| json` cannot parse must fail the aggregate pull, got %v", err)
@@ -294,7 +285,7 @@ func TestBarrierWaitsForLateRecords(t *testing.T) {
 	early, late := gs[:2000], gs[2000:]
 	pushed(t, s, early)
 	after := lokitest.Generate(lokitest.GenConfig{Records: 200, From: to, To: to.Add(20 * time.Second), Seed: 7})
-	c := newClient(t, s)
+	c := testClient(t, s)
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
 		_ = s.Push(context.Background(), append(lokitest.Entries(late), lokitest.Entries(after)...))
@@ -316,7 +307,7 @@ func TestBarrierWaitsForLateRecords(t *testing.T) {
 
 func TestBarrierCanary(t *testing.T) {
 	s, _, _, _ := sharedLoki(t)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	end := time.Now().Add(-time.Minute)
 	canary := `{app="netobserv-flowcollector"} |= "canary-7f3a"`
 	go func() {
@@ -344,9 +335,9 @@ func TestLabelFilterRegexAnchored(t *testing.T) {
 	if err := s.Push(context.Background(), entries); err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t, s)
-	p := Pipeline{Selector: []Matcher{{Name: "app", Op: OpEq, Value: App}}, JSONFields: []string{"SrcPort"},
-		LabelFilters: []Matcher{{Name: "SrcPort", Op: OpRe, Value: "53|5353"}}}
+	c := testClient(t, s)
+	p := lokiquery.Pipeline{Selector: []lokiquery.Matcher{{Name: "app", Op: lokiquery.OpEq, Value: App}}, JSONFields: []string{"SrcPort"},
+		LabelFilters: []lokiquery.Matcher{{Name: "SrcPort", Op: lokiquery.OpRe, Value: "53|5353"}}}
 	n, err := c.count(context.Background(), p, from, to, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -356,7 +347,7 @@ func TestLabelFilterRegexAnchored(t *testing.T) {
 	}
 	// The unanchored form Loki misreads, to notice when a Loki upgrade fixes it.
 	raw := strings.Replace(p.String(), `"^(?:53|5353)$"`, `"53|5353"`, 1)
-	v, err := c.instant(context.Background(), fmt.Sprintf("sum(count_over_time(%s [%dms]))", raw, to.Sub(from).Milliseconds()), to.Add(-time.Nanosecond))
+	v, err := c.Instant(context.Background(), fmt.Sprintf("sum(count_over_time(%s [%dms]))", raw, to.Sub(from).Milliseconds()), to.Add(-time.Nanosecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"math/rand/v2"
@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
@@ -101,23 +103,23 @@ func (c cond) eval(l map[string]string) bool {
 		}
 		return false
 	}
-	return matchAll(l, []Matcher{c.m})
+	return matchAll(l, []lokiquery.Matcher{c.m})
 }
 
 // matchAll evaluates matchers on a label set the way Loki does (absent is "", regular
 // expressions are anchored).
-func matchAll(l map[string]string, ms []Matcher) bool {
+func matchAll(l map[string]string, ms []lokiquery.Matcher) bool {
 	for _, m := range ms {
 		v := l[m.Name]
 		var ok bool
 		switch m.Op {
-		case OpEq:
+		case lokiquery.OpEq:
 			ok = v == m.Value
-		case OpNeq:
+		case lokiquery.OpNeq:
 			ok = v != m.Value
-		case OpRe:
+		case lokiquery.OpRe:
 			ok = anchored(m.Value).MatchString(v)
-		case OpNotRe:
+		case lokiquery.OpNotRe:
 			ok = !anchored(m.Value).MatchString(v)
 		}
 		if !ok {

@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	"github.com/grafana/loki/v3/pkg/logql/syntax"
 
@@ -65,7 +67,7 @@ func checkDNSEvidence(t *testing.T, dns, egress []flow.Record, truth []flow.Reco
 
 func TestDNSQueriesExact(t *testing.T) {
 	s, gs, from, to := sharedLoki(t)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	dns, err := c.DNSQueries(context.Background(), Options{From: from, To: to})
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +84,7 @@ func TestDNSQueriesExact(t *testing.T) {
 	checkDNSEvidence(t, dns, egress.Records, inWindow(gs, from, to), from, to)
 
 	// A selector matcher narrows the selection like Egress's.
-	none, err := c.DNSQueries(context.Background(), Options{From: from, To: to, Matchers: []Matcher{{Name: "K8S_ClusterName", Op: OpEq, Value: "other"}}})
+	none, err := c.DNSQueries(context.Background(), Options{From: from, To: to, Matchers: []lokiquery.Matcher{{Name: "K8S_ClusterName", Op: lokiquery.OpEq, Value: "other"}}})
 	if err != nil || len(none) != 0 {
 		t.Fatalf("another cluster's DNS queries: %d, %v", len(none), err)
 	}
@@ -96,7 +98,7 @@ func TestDNSQueriesShardsOnMaxSeries(t *testing.T) {
 	// One key per series allowed cannot be met: fail, naming the limit, never a partial list.
 	s1 := lokitest.Start(t, lokitest.Limits{MaxEntriesLimitPerQuery: 5000, MaxQuerySeries: 1})
 	pushed(t, s1, gs)
-	_, err := newClient(t, s1).DNSQueries(context.Background(), Options{From: from, To: to, MinPiece: time.Hour})
+	_, err := testClient(t, s1).DNSQueries(context.Background(), Options{From: from, To: to, MinPiece: time.Hour})
 	if err == nil || !strings.Contains(err.Error(), "max_query_series") || !strings.HasPrefix(err.Error(), "DNS queries: ") {
 		t.Fatalf("want a max_query_series failure, got %v", err)
 	}
@@ -116,7 +118,7 @@ func dnsExactUnder(t *testing.T, limits lokitest.Limits) ([]lokitest.Generated, 
 	from, to := window()
 	gs := lokitest.Generate(lokitest.GenConfig{Records: 4000, From: from, To: to, Seed: 3, Namespaces: 12})
 	pushed(t, s, gs)
-	c := newClient(t, s)
+	c := testClient(t, s)
 	dns, err := c.DNSQueries(context.Background(), Options{From: from, To: to, MaxSeries: limits.MaxQuerySeries})
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +137,7 @@ func dnsExactUnder(t *testing.T, limits lokitest.Limits) ([]lokitest.Generated, 
 func TestDNSQueriesFailsClosed(t *testing.T) {
 	s := lokitest.Start(t, lokitest.LokiStackLimits)
 	from, to := window()
-	c := newClient(t, s)
+	c := testClient(t, s)
 	if _, err := c.DNSQueries(context.Background(), Options{From: to, To: from}); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("inverted window: %v", err)
 	}
@@ -150,8 +152,8 @@ func TestDNSQueriesFailsClosed(t *testing.T) {
 }
 
 func TestDNSPipelineSyntax(t *testing.T) {
-	p := DNSPipeline([]Matcher{{Name: "K8S_ClusterName", Op: OpEq, Value: "ci"}})
-	m := Metric{Pipeline: p, Agg: AggCount, Range: time.Hour, By: dnsKeyLabels}
+	p := DNSPipeline([]lokiquery.Matcher{{Name: "K8S_ClusterName", Op: lokiquery.OpEq, Value: "ci"}})
+	m := lokiquery.Metric{Pipeline: p, Agg: lokiquery.AggCount, Range: time.Hour, By: dnsKeyLabels}
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
@@ -34,20 +36,22 @@ import (
 
 // cond is a LogQL label filter expression: an atom (a matcher) or an and/or of conditions.
 type cond struct {
-	m    Matcher
+	m    lokiquery.Matcher
 	op   string // "and", "or"; "" for an atom
 	kids []cond
 }
 
-func atom(name, op, value string) cond { return cond{m: Matcher{Name: name, Op: op, Value: value}} }
-func allOf(cs ...cond) cond            { return cond{op: "and", kids: cs} }
-func anyOf(cs ...cond) cond            { return cond{op: "or", kids: cs} }
+func atom(name, op, value string) cond {
+	return cond{m: lokiquery.Matcher{Name: name, Op: op, Value: value}}
+}
+func allOf(cs ...cond) cond { return cond{op: "and", kids: cs} }
+func anyOf(cs ...cond) cond { return cond{op: "or", kids: cs} }
 
 // not is the negation, pushed down to the matchers (De Morgan).
 func (c cond) not() cond {
 	if c.op == "" {
 		m := c.m
-		m.Op = map[string]string{OpEq: OpNeq, OpNeq: OpEq, OpRe: OpNotRe, OpNotRe: OpRe}[m.Op]
+		m.Op = map[string]string{lokiquery.OpEq: lokiquery.OpNeq, lokiquery.OpNeq: lokiquery.OpEq, lokiquery.OpRe: lokiquery.OpNotRe, lokiquery.OpNotRe: lokiquery.OpRe}[m.Op]
 		return cond{m: m}
 	}
 	out := cond{op: map[string]string{"and": "or", "or": "and"}[c.op]}
@@ -59,7 +63,7 @@ func (c cond) not() cond {
 
 func (c cond) String() string {
 	if c.op == "" {
-		return labelFilterString(c.m)
+		return lokiquery.LabelFilterString(c.m)
 	}
 	parts := make([]string, len(c.kids))
 	for i, k := range c.kids {
@@ -185,14 +189,14 @@ func noEvidenceBitfields() string {
 // needs a port the aggregate queries drop.
 func hardLines(p matrix.PortPolicy) cond {
 	dyn, srv := portRegexes(p)
-	isDyn := func(l string) cond { return atom(l, OpRe, dyn) }
-	ported := atom("Proto", OpRe, "6|17|132")
-	udp := atom("Proto", OpEq, "17")
-	syn := anyOf(atom("FlagSYN", OpNeq, ""), atom("Flags", OpRe, synBitfield))
+	isDyn := func(l string) cond { return atom(l, lokiquery.OpRe, dyn) }
+	ported := atom("Proto", lokiquery.OpRe, "6|17|132")
+	udp := atom("Proto", lokiquery.OpEq, "17")
+	syn := anyOf(atom("FlagSYN", lokiquery.OpNeq, ""), atom("Flags", lokiquery.OpRe, synBitfield))
 	// A response leg: Project makes its destination port flow.EphemeralPort.
-	response := allOf(isDyn("DstPort"), ported, syn.not(), atom("SrcPort", OpRe, srv))
+	response := allOf(isDyn("DstPort"), ported, syn.not(), atom("SrcPort", lokiquery.OpRe, srv))
 	// UDP to a non-server port: Project keeps the source port (and a translated one).
-	exactUDP := allOf(udp, atom("DstPort", OpRe, srv).not())
+	exactUDP := allOf(udp, atom("DstPort", lokiquery.OpRe, srv).not())
 	return anyOf(
 		// A dynamic destination port that is not a response's.
 		allOf(isDyn("DstPort"), response.not()),
@@ -200,11 +204,11 @@ func hardLines(p matrix.PortPolicy) cond {
 		// A dynamic source port Project keeps.
 		allOf(isDyn("SrcPort"), exactUDP),
 		allOf(isDyn("XlatSrcPort"), exactUDP),
-		allOf(isDyn("SrcPort"), atom("XlatSrcPort", OpNeq, ""), atom("XlatSrcPort", OpNeq, "0"), isDyn("XlatSrcPort").not()),
+		allOf(isDyn("SrcPort"), atom("XlatSrcPort", lokiquery.OpNeq, ""), atom("XlatSrcPort", lokiquery.OpNeq, "0"), isDyn("XlatSrcPort").not()),
 		// Ports the drops would blur: dynamic ones outside TCP, UDP and SCTP, and missing
 		// ones inside (a dropped port is read as a dynamic one).
 		allOf(ported.not(), anyOf(isDyn("SrcPort"), isDyn("DstPort"), isDyn("XlatSrcPort"), isDyn("XlatDstPort"))),
-		allOf(ported, anyOf(atom("SrcPort", OpEq, ""), atom("DstPort", OpEq, ""))),
+		allOf(ported, anyOf(atom("SrcPort", lokiquery.OpEq, ""), atom("DstPort", lokiquery.OpEq, ""))),
 	)
 }
 
@@ -227,13 +231,13 @@ var (
 // pods (qNamed).
 func aggregateFilters(p matrix.PortPolicy) (hard, named cond) {
 	const ns, ownerType, srcType = "SrcK8S_Namespace", "SrcK8S_OwnerType", "SrcK8S_Type"
-	hard = anyOf(hardLines(p), allOf(atom(ns, OpNeq, ""), anyOf(atom(srcType, OpRe, "|Node"), atom(ownerType, OpEq, ""))))
-	return hard, atom(ownerType, OpRe, "Node|Pod")
+	hard = anyOf(hardLines(p), allOf(atom(ns, lokiquery.OpNeq, ""), anyOf(atom(srcType, lokiquery.OpRe, "|Node"), atom(ownerType, lokiquery.OpEq, ""))))
+	return hard, atom(ownerType, lokiquery.OpRe, "Node|Pod")
 }
 
 // aggQuery is one of the aggregate queries of Egress.
 type aggQuery struct {
-	pipeline Pipeline
+	pipeline lokiquery.Pipeline
 	by       []string
 	// shard is where its pieces start; plan says how the window is cut before the first
 	// query (any piece is cut further when Loki refuses it).
@@ -272,7 +276,7 @@ const (
 //   - qNamed: namespaced lines owned by a Node (mirror pods) or a Pod (bare pods), picked
 //     by a line filter first, names kept.
 //   - qPlain: the other namespaced lines, without source names and addresses: the bulk.
-func aggregateQueries(base Pipeline, p matrix.PortPolicy) ([]aggQuery, error) {
+func aggregateQueries(base lokiquery.Pipeline, p matrix.PortPolicy) ([]aggQuery, error) {
 	const ns = "SrcK8S_Namespace"
 	h, named := aggregateFilters(p)
 	if err := h.validate(); err != nil {
@@ -284,15 +288,15 @@ func aggregateQueries(base Pipeline, p matrix.PortPolicy) ([]aggQuery, error) {
 	// The stages run after base's label filters: the egress selection comes first.
 	parsed.Stages = append(parsed.Stages, flagStages...)
 	drops := "drop " + strings.Join([]string{
-		labelFilterString(Matcher{Name: "SrcPort", Op: OpRe, Value: dyn}),
-		labelFilterString(Matcher{Name: "DstPort", Op: OpRe, Value: dyn}),
-		labelFilterString(Matcher{Name: "XlatSrcPort", Op: OpRe, Value: dyn}),
-		labelFilterString(Matcher{Name: "XlatDstPort", Op: OpRe, Value: dyn}),
-		labelFilterString(Matcher{Name: "Flags", Op: OpRe, Value: noEvidenceBitfields()}),
+		lokiquery.LabelFilterString(lokiquery.Matcher{Name: "SrcPort", Op: lokiquery.OpRe, Value: dyn}),
+		lokiquery.LabelFilterString(lokiquery.Matcher{Name: "DstPort", Op: lokiquery.OpRe, Value: dyn}),
+		lokiquery.LabelFilterString(lokiquery.Matcher{Name: "XlatSrcPort", Op: lokiquery.OpRe, Value: dyn}),
+		lokiquery.LabelFilterString(lokiquery.Matcher{Name: "XlatDstPort", Op: lokiquery.OpRe, Value: dyn}),
+		lokiquery.LabelFilterString(lokiquery.Matcher{Name: "Flags", Op: lokiquery.OpRe, Value: noEvidenceBitfields()}),
 		// pkg/matrix only asks whether a record is the receiving node's copy ("0").
-		labelFilterString(Matcher{Name: "FlowDirection", Op: OpNotRe, Value: "0"}),
+		lokiquery.LabelFilterString(lokiquery.Matcher{Name: "FlowDirection", Op: lokiquery.OpNotRe, Value: "0"}),
 	}, ", ")
-	withStages := func(pl Pipeline, stages ...string) Pipeline {
+	withStages := func(pl lokiquery.Pipeline, stages ...string) lokiquery.Pipeline {
 		q := pl.With(nil, nil)
 		q.Stages = append(q.Stages, stages...)
 		return q
@@ -303,9 +307,9 @@ func aggregateQueries(base Pipeline, p matrix.PortPolicy) ([]aggQuery, error) {
 			plainBy = append(plainBy, l)
 		}
 	}
-	namespaced := parsed.With([]Matcher{{Name: ns, Op: OpNeq, Value: ""}}, nil)
+	namespaced := parsed.With([]lokiquery.Matcher{{Name: ns, Op: lokiquery.OpNeq, Value: ""}}, nil)
 	namedLines := namespaced.With(nil, nil)
-	namedLines.LineFilters = append(namedLines.LineFilters, LineFilter{Op: LineMatches, Text: `"SrcK8S_OwnerType"\s*:\s*"(?:Node|Pod)"`})
+	namedLines.LineFilters = append(namedLines.LineFilters, lokiquery.LineFilter{Op: lokiquery.LineMatches, Text: `"SrcK8S_OwnerType"\s*:\s*"(?:Node|Pod)"`})
 	return []aggQuery{
 		qPlain: {pipeline: withStages(namespaced, allOf(h.not(), named.not()).String(), drops), by: plainBy,
 			shard: shard{dim: -1}, plan: planPilots},
@@ -313,7 +317,7 @@ func aggregateQueries(base Pipeline, p matrix.PortPolicy) ([]aggQuery, error) {
 		// in the answer, and the line holds them all.
 		qHard: {pipeline: withStages(parsed, h.String(), "keep "+strings.Join(streamLabels, ", ")), shard: shard{dim: -1}, plan: planRaw},
 		qNodes: {pipeline: withStages(parsed, h.not().String(), drops), by: groupLabels,
-			shard: shard{dim: -1, fixed: []Matcher{{Name: ns, Op: OpEq, Value: ""}}}},
+			shard: shard{dim: -1, fixed: []lokiquery.Matcher{{Name: ns, Op: lokiquery.OpEq, Value: ""}}}},
 		qNamed: {pipeline: withStages(namedLines, allOf(h.not(), named).String(), drops), by: groupLabels,
 			shard: shard{dim: -1}},
 	}, nil

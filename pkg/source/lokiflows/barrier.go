@@ -1,4 +1,4 @@
-package lokiquery
+package lokiflows
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
 )
 
 // Barrier makes a query wait until Loki has ingested the flows of the window: NetObserv
@@ -30,7 +32,7 @@ type Barrier struct {
 
 // WaitIngested blocks until the barrier condition holds for a window ending at end, or
 // fails when the timeout passes first.
-func (c *Client) WaitIngested(ctx context.Context, end time.Time, b Barrier) error {
+func (c *client) WaitIngested(ctx context.Context, end time.Time, b Barrier) error {
 	if b.Interval <= 0 {
 		b.Interval = 2 * time.Second
 	}
@@ -91,12 +93,12 @@ func (c *Client) WaitIngested(ctx context.Context, end time.Time, b Barrier) err
 }
 
 // agents lists the AgentIP values that reported in [from, to).
-func (c *Client) agents(ctx context.Context, from, to time.Time) (map[string]bool, error) {
-	m := Metric{
-		Pipeline: Pipeline{Selector: []Matcher{{Name: "app", Op: OpEq, Value: App}}, JSONFields: []string{"AgentIP"}},
-		Agg:      AggCount, Range: to.Sub(from), By: []string{"AgentIP"},
+func (c *client) agents(ctx context.Context, from, to time.Time) (map[string]bool, error) {
+	m := lokiquery.Metric{
+		Pipeline: lokiquery.Pipeline{Selector: []lokiquery.Matcher{{Name: "app", Op: lokiquery.OpEq, Value: App}}, JSONFields: []string{"AgentIP"}},
+		Agg:      lokiquery.AggCount, Range: to.Sub(from), By: []string{"AgentIP"},
 	}
-	v, err := c.instant(ctx, m.String(), to.Add(-time.Nanosecond))
+	v, err := c.Instant(ctx, m.String(), to.Add(-time.Nanosecond))
 	if err != nil {
 		return nil, err
 	}
@@ -109,10 +111,10 @@ func (c *Client) agents(ctx context.Context, from, to time.Time) (map[string]boo
 
 // ingestedAfter checks [end, now): the canary matched, or every wanted agent reported (any
 // record at all when no agent was active before the end).
-func (c *Client) ingestedAfter(ctx context.Context, end, now time.Time, canary string, want map[string]bool) (bool, []string, error) {
+func (c *client) ingestedAfter(ctx context.Context, end, now time.Time, canary string, want map[string]bool) (bool, []string, error) {
 	if canary != "" {
 		q := fmt.Sprintf("sum(count_over_time(%s [%dms]))", canary, now.Sub(end).Milliseconds())
-		v, err := c.instant(ctx, q, now.Add(-time.Nanosecond))
+		v, err := c.Instant(ctx, q, now.Add(-time.Nanosecond))
 		if err != nil {
 			return false, nil, err
 		}
