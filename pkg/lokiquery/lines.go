@@ -34,10 +34,10 @@ type LineStream struct {
 // QueryLines runs a log query over [start, end) with a line limit, oldest first, through
 // the logcli client like every other query, but has read take Loki's answer as it arrives
 // instead of letting logcli decode it. logcli decodes a whole answer with json-iterator
-// from the response stream, which copies every escaped line byte by byte: about 35 MB of
-// allocations for a batch of 5,000 flow records, and the whole batch held as strings; a
-// streamed answer holds one line at a time. read is called again from the start if the
-// request is retried, so it must drop what an earlier attempt gave it.
+// from the response stream, which copies every escaped line byte by byte and holds the
+// whole batch as strings (docs/performance.md); a streamed answer holds one line at a
+// time. read is called again from the start if the request is retried, so it must drop
+// what an earlier attempt gave it.
 func (c *Client) QueryLines(ctx context.Context, query string, limit int, start, end time.Time, read AnswerReader) error {
 	err := c.do(context.WithValue(ctx, answerReaderKey{}, read), func(lc *logcli.DefaultClient) error {
 		_, err := lc.QueryRange(query, limit, start, end, logproto.FORWARD, 0, 0, true)

@@ -111,10 +111,9 @@ type pending struct {
 //     entries may include pod traffic).
 //
 // Memory: besides one aggregate per entry and per undecided group, the builder holds one
-// small total per distinct node-sourced egress 5-tuple (about 380 bytes) and one counter
-// per distinct translated pod 5-tuple (about 115 bytes; both measured on 100,000 distinct
-// 5-tuples): it grows with the number of node and SNAT'd pod connections in the window,
-// not with their records; 100,000 node connections hold about 40 MB.
+// small total per distinct node-sourced egress 5-tuple and one counter per distinct
+// translated pod 5-tuple: it grows with the number of node and SNAT'd pod connections in
+// the window, not with their records (sizes: docs/performance.md).
 //
 // Matrix.Check says whether the result can prove anything (sampling, empty window,
 // undecodable records): callers check it before diffing.

@@ -104,14 +104,12 @@ type Result struct {
 // The selector also wants no destination namespace and owner. NetObserv's enrichment writes
 // a destination's namespace, owner and type together, from one matched object, so these
 // drop no record the type test keeps; but they are stream labels in both formats, so Loki
-// skips the old format's in-cluster streams without opening them. At 1M generated records
-// the selection went from 14,781 streams and 296,038 lines to 544 streams and 217,290
-// lines, all of them egress.
+// skips the old format's in-cluster streams without opening them.
 //
 // There are no line filters: with in-cluster streams left out by the selector they drop
-// few lines, and each costs Loki a scan of every selected line. The six there were (three
-// subnet labels, three types) took 0.4 s of a 1.1 s scan floor here; they would pay again
-// only where a large part of the selected lines went to internal subnets.
+// few lines, and each costs Loki a scan of every selected line; they would pay again only
+// where a large part of the selected lines went to internal subnets. (Figures:
+// docs/performance.md, "Why the code is shaped so".)
 func EgressPipeline(extra []lokiquery.Matcher) lokiquery.Pipeline {
 	sel := []lokiquery.Matcher{
 		{Name: "app", Op: lokiquery.OpEq, Value: App},
@@ -247,7 +245,7 @@ func (c *client) Egress(ctx context.Context, o Options) (*Result, error) {
 		if !o.CountsOnly {
 			// Bytes and times would take Loki three more scans of each aggregate query; a
 			// read of every egress line, shard by shard, costs Loki less than those, and
-			// the lines fold here into the same aggregates (measured in the README).
+			// the lines fold here into the same aggregates (docs/performance.md).
 			queries = []aggQuery{{pipeline: aggBase, plan: planRead}}
 		}
 		r := &run{c: c, o: o, base: aggBase, queries: queries, keys: aggregates{},
@@ -399,8 +397,7 @@ func (r *run) aggregate(ctx context.Context, res *Result, countBase lokiquery.Pi
 // at most max_query_series lines, which fit whatever their keys, then the smallest of the
 // others: where every namespace has more lines than the limit, a pilot that fits still
 // measures, and one Loki refuses still bounds the keys per line from below, where a plan
-// without pilots gave each namespace a shard (1M records: 49 shards of 136 keys against
-// a limit of 500).
+// without pilots gave each namespace a shard (docs/performance.md).
 func (r *run) planAggregate(ctx context.Context, g *errgroup.Group, q int, lines map[string]int64) ([]shard, error) {
 	// Lines without a namespace are qNodes's.
 	var total int64
@@ -540,7 +537,7 @@ func (r *run) queryPiece(ctx context.Context, p piece) (keys int, lines int64, e
 	}
 	if !r.o.CountsOnly && len(vals[mCount]) > 0 {
 		// One after the other: the other pieces keep Loki's cores busy, and a piece holds
-		// one answer being decoded, not three (measured: as fast, 2-4 MB less peak RSS).
+		// one answer being decoded, not three: as fast, less memory (docs/performance.md).
 		for k := mCount + 1; k < nMetrics; k++ {
 			if err := query(ctx, k); err != nil {
 				return 0, 0, err

@@ -14,8 +14,8 @@ import (
 )
 
 // Aggregation is planned so that Loki does only cheap work per line. Go text/template
-// stages (label_format) cost Loki about 13 µs a line for three short rules, more than the
-// whole scan, so the aggregate path uses none. Instead:
+// stages (label_format) cost Loki more per line than the whole scan (docs/performance.md),
+// so the aggregate path uses none. Instead:
 //
 //   - `| json` extracts the key fields (parser hints make Loki read only those), and two
 //     `| regexp` stages read SYN and SYN_ACK in Flags, a JSON list that `| json` skips.

@@ -205,10 +205,9 @@ type entryID struct {
 }
 
 // answersHeld is how many raw batches are read at once. Reading, decoding and folding a
-// batch costs the client under a fifth of the CPU Loki spends computing it (1M records:
-// 1.6 s against 8.9 s), so one at a time keeps up with Loki's answers; the others wait in
-// their connections. (With logcli's decoder, which held whole answers: the same time as
-// four, at 77-81 MB of peak RSS instead of 111-116 MB.)
+// batch costs the client a small part of the CPU Loki spends computing it, so one at a
+// time keeps up with Loki's answers, and the others wait in their connections instead of
+// in memory (figures: docs/performance.md).
 const answersHeld = 1
 
 // maxTimeParts bounds the time parts a piece is cut into once its first batch is in.
