@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -30,10 +32,12 @@ type Facts struct {
 	MachineNetworks        []string `json:"machineNetworks"`
 	// MachineNetworkSource says where MachineNetworks came from: the install-config, or the
 	// node addresses when the install-config is not readable (e.g. hosted control planes).
-	MachineNetworkSource string   `json:"machineNetworkSource"`
-	HTTPSProxy           bool     `json:"httpsProxy"` // a cluster-wide proxy is configured
-	Nodes                []Node   `json:"nodes"`
-	BaselineFiles        []string `json:"baselineFiles,omitempty"`
+	MachineNetworkSource string `json:"machineNetworkSource"`
+	HTTPSProxy           bool   `json:"httpsProxy"` // a cluster-wide HTTPS proxy is configured
+	// Proxy is the cluster-wide proxy in effect (Proxy "cluster" status), nil without one.
+	Proxy         *Proxy   `json:"proxy,omitempty"`
+	Nodes         []Node   `json:"nodes"`
+	BaselineFiles []string `json:"baselineFiles,omitempty"`
 }
 
 // Node is one node and the roles its labels give it.
@@ -107,6 +111,10 @@ func ReadFacts(ctx context.Context, cfg configclient.Interface, kube kubernetes.
 		return nil, fmt.Errorf("read Proxy \"cluster\": %w", err)
 	default:
 		f.HTTPSProxy = proxy.Status.HTTPSProxy != ""
+		f.Proxy, err = proxyOf(proxy.Status)
+		if err != nil {
+			return nil, err
+		}
 	}
 
 	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
@@ -134,6 +142,59 @@ func ReadFacts(ctx context.Context, cfg configclient.Interface, kube kubernetes.
 		}
 	}
 	return f, nil
+}
+
+// Proxy is the cluster-wide proxy, its URLs reduced to scheme://host:port: a proxy URL may
+// carry user:password@, and facts go into artifacts.
+type Proxy struct {
+	HTTPProxy  string `json:"httpProxy,omitempty"`
+	HTTPSProxy string `json:"httpsProxy,omitempty"`
+	NoProxy    string `json:"noProxy,omitempty"`
+}
+
+func proxyOf(st configv1.ProxyStatus) (*Proxy, error) {
+	if st.HTTPProxy == "" && st.HTTPSProxy == "" {
+		return nil, nil
+	}
+	p := &Proxy{NoProxy: st.NoProxy}
+	var err error
+	if p.HTTPProxy, err = proxyEndpoint("httpProxy", st.HTTPProxy); err != nil {
+		return nil, err
+	}
+	if p.HTTPSProxy, err = proxyEndpoint("httpsProxy", st.HTTPSProxy); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// proxyEndpoint is raw without its credentials, path or query; the error never shows raw.
+func proxyEndpoint(field, raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("proxy \"cluster\" status.%s is not a URL with a host (value not shown: it may hold credentials)", field)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// ProxyNote says how a cluster-wide proxy shapes the matrix, or "" without one. Behind a
+// proxy, the connections the proxy makes for the cluster leave from the proxy, not from the
+// cluster: the matrix shows them as flows to the proxy's address and port, and the baseline
+// documents them by that destination (from this Proxy config), not by their final hosts.
+func (f *Facts) ProxyNote() string {
+	if f.Proxy == nil {
+		return ""
+	}
+	var eps []string
+	for _, e := range []string{f.Proxy.HTTPProxy, f.Proxy.HTTPSProxy} {
+		if e != "" && !slices.Contains(eps, e) {
+			eps = append(eps, e)
+		}
+	}
+	return fmt.Sprintf("cluster-wide proxy %s: egress through it shows as flows to the proxy, so the matrix names the proxy and not the hosts behind it; document it in the baseline by the proxy's address and port (noProxy: %q)",
+		strings.Join(eps, ", "), f.Proxy.NoProxy)
 }
 
 // clusterVersion is the version the cluster runs: the newest completed update, else the

@@ -95,3 +95,42 @@ func TestReadFactsErrors(t *testing.T) {
 		t.Errorf("no version: %v", err)
 	}
 }
+
+// A cluster-wide proxy goes into the facts without its credentials, and the note says how
+// it shapes the matrix; a malformed proxy URL fails without echoing it.
+func TestReadFactsProxy(t *testing.T) {
+	objs := clusterConfig("4.21.1", []string{"10.128.0.0/14"})
+	objs[3].(*configv1.Proxy).Status = configv1.ProxyStatus{
+		HTTPProxy: "http://user:s3cret@proxy.example.test:3128", HTTPSProxy: "http://user:s3cret@proxy.example.test:3128/",
+		NoProxy: ".cluster.local,10.0.0.0/16",
+	}
+	f := newFakes(t, []runtime.Object{node("w0", "10.0.2.10", "worker")}, objs)
+	facts, err := ReadFacts(context.Background(), f.conf, f.kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !facts.HTTPSProxy || facts.Proxy == nil || facts.Proxy.HTTPProxy != "http://proxy.example.test:3128" ||
+		facts.Proxy.HTTPSProxy != "http://proxy.example.test:3128" || facts.Proxy.NoProxy != ".cluster.local,10.0.0.0/16" {
+		t.Errorf("proxy facts %+v", facts.Proxy)
+	}
+	note := facts.ProxyNote()
+	if strings.Contains(note, "s3cret") || !strings.Contains(note, "cluster-wide proxy http://proxy.example.test:3128:") {
+		t.Errorf("note %q", note)
+	}
+	if strings.Count(note, "proxy.example.test") != 1 {
+		t.Errorf("same endpoint listed twice: %q", note)
+	}
+
+	objs[3].(*configv1.Proxy).Status = configv1.ProxyStatus{HTTPSProxy: "user:s3cret@no-scheme"}
+	f = newFakes(t, nil, objs)
+	_, err = ReadFacts(context.Background(), f.conf, f.kube)
+	if err == nil || !strings.Contains(err.Error(), "status.httpsProxy") || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bad proxy URL: %v", err)
+	}
+
+	f = newFakes(t, nil, clusterConfig("4.21.1", []string{"10.128.0.0/14"}))
+	facts, err = ReadFacts(context.Background(), f.conf, f.kube)
+	if err != nil || facts.Proxy != nil || facts.ProxyNote() != "" {
+		t.Errorf("no proxy: %+v %v", facts.Proxy, err)
+	}
+}
