@@ -1,5 +1,6 @@
-// Package cli holds the offline subcommands of egress-tests-ext: `matrix build|diff|render`
-// and `baseline update|validate`. cmd/egress-tests-ext adds Commands() to its cobra root and
+// Package cli holds the subcommands of egress-tests-ext beside OTE's: the offline
+// `matrix build|diff|render` and `baseline update|validate`, and `capture start|status|stop`,
+// which talk to the cluster (pkg/capture). cmd/egress-tests-ext adds Commands() to its cobra root and
 // exits with ExitCode(err).
 //
 // Exit codes:
@@ -8,7 +9,8 @@
 //	1  `matrix diff` found undocumented connections (or egress flows whose server port could
 //	   not be decided, unless --allow-undecided)
 //	2  any error: bad flags, unreadable or invalid input, an incomplete observation (sampled or
-//	   undecodable records, no records at all)
+//	   undecodable records, no records at all); for `capture`: no cluster, a failed install,
+//	   no flows, no record to show or stop
 package cli
 
 import (
@@ -46,7 +48,7 @@ func ExitCode(err error) int {
 	return CodeError
 }
 
-// Commands returns the `matrix` and `baseline` command trees.
+// Commands returns the `matrix`, `baseline` and `capture` command trees.
 func Commands() []*cobra.Command {
-	return []*cobra.Command{newMatrixCmd(), newBaselineCmd()}
+	return []*cobra.Command{newMatrixCmd(), newBaselineCmd(), newCaptureCmd(realClients)}
 }

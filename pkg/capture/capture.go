@@ -274,3 +274,19 @@ func WaitFlowing(ctx context.Context, c *cluster.Clients, store *cluster.LokiSto
 	}
 	return start, nil
 }
+
+// WindowStart is where the spec's window starts: the record's windowStart when a capture is
+// running, else envStart (EGRESS_WINDOW_START); zero when neither, and the spec then waits
+// for flows itself. Both at once is refused: one of them would be silently ignored.
+func WindowStart(rec *Record, envStart time.Time) (time.Time, string, error) {
+	switch {
+	case rec != nil && !envStart.IsZero():
+		return time.Time{}, "", fmt.Errorf("both EGRESS_WINDOW_START (%s) and the capture record %s/%s (window from %s) give the window start; fix: unset EGRESS_WINDOW_START, or run `egress-tests-ext capture stop`",
+			envStart.Format(time.RFC3339), cluster.SuiteNamespace, RecordName, rec.WindowStart.Format(time.RFC3339))
+	case rec != nil:
+		return rec.WindowStart, fmt.Sprintf("capture record %s/%s: %s, started %s", cluster.SuiteNamespace, RecordName, rec.WindowStartSource, rec.StartedAt.Format(time.RFC3339)), nil
+	case !envStart.IsZero():
+		return envStart, "EGRESS_WINDOW_START", nil
+	}
+	return time.Time{}, "", nil
+}

@@ -223,3 +223,44 @@ func TestParseRefusesBadRecords(t *testing.T) {
 		t.Errorf("no key: %v", err)
 	}
 }
+
+// The spec's window: from the record when there is one, else as before.
+func TestWindowStart(t *testing.T) {
+	env := time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)
+	rec := &Record{WindowStart: flowingAt, WindowStartSource: "first flow", StartedAt: flowingAt.Add(-time.Minute)}
+	if s, src, err := WindowStart(rec, time.Time{}); err != nil || !s.Equal(flowingAt) || !strings.Contains(src, "capture record egress-flow-matrix/egress-capture: first flow") {
+		t.Errorf("record: %s %q %v", s, src, err)
+	}
+	if s, src, err := WindowStart(nil, env); err != nil || !s.Equal(env) || src != "EGRESS_WINDOW_START" {
+		t.Errorf("env: %s %q %v", s, src, err)
+	}
+	if s, src, err := WindowStart(nil, time.Time{}); err != nil || !s.IsZero() || src != "" {
+		t.Errorf("neither: %s %q %v", s, src, err)
+	}
+	if _, _, err := WindowStart(rec, env); err == nil || !strings.Contains(err.Error(), "unset EGRESS_WINDOW_START") {
+		t.Errorf("both: %v", err)
+	}
+}
+
+// The spec reads what start wrote, through the same clients, and cleans up when asked.
+func TestSpecReadsRecordAndCleansUp(t *testing.T) {
+	ctx := context.Background()
+	f := newFakes(t)
+	if _, err := Start(ctx, f.Clients, Options{Config: config(t), Install: fakeInstall, WaitFlowing: flowing}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := Load(ctx, f.Clients)
+	if err != nil || rec == nil {
+		t.Fatalf("%v %v", rec, err)
+	}
+	start, _, err := WindowStart(rec, time.Time{})
+	if err != nil || !start.Equal(flowingAt) {
+		t.Fatalf("window start %s %v", start, err)
+	}
+	if _, err := Stop(ctx, f.Clients, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if rec, err := Load(ctx, f.Clients); rec != nil || err != nil {
+		t.Errorf("after cleanup: %v %v", rec, err)
+	}
+}

@@ -3,12 +3,14 @@ package cluster
 import (
 	"fmt"
 	"io"
+	"os"
 
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Clients bundles what the suite talks to the cluster with. Tests fill it with fakes; REST is
@@ -67,3 +69,23 @@ var (
 
 // GVR is short for the resource coordinates the dynamic client takes.
 type GVR = schema.GroupVersionResource
+
+// RestConfig finds the cluster the way openshift-tests does: KUBECONFIG, else in-cluster.
+// getenv is os.Getenv in production.
+func RestConfig(getenv func(string) string) (*rest.Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if kc := getenv("KUBECONFIG"); kc != "" {
+		cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+		if err != nil {
+			return nil, fmt.Errorf("KUBECONFIG=%s cannot be loaded: %w", kc, err)
+		}
+		return cfg, nil
+	}
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		return nil, fmt.Errorf("no cluster: KUBECONFIG is not set and this is not a pod in a cluster (%w); set KUBECONFIG to the cluster's kubeconfig", err)
+	}
+	return cfg, nil
+}

@@ -22,6 +22,8 @@ type Config struct {
 	WindowStart    time.Time // zero: start when flows are flowing
 	Observe        time.Duration
 	KeepInstall    bool
+	// CaptureCleanup makes the spec remove what `capture start` installed once it is done.
+	CaptureCleanup bool
 	InstallTimeout time.Duration
 	BaselineDir    string // "" = the baseline embedded in the binary
 
@@ -106,6 +108,13 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 			bad("EGRESS_KEEP_INSTALL", v, "true or false")
 		}
 		c.KeepInstall = b
+	}
+	if v := getenv("EGRESS_CAPTURE_CLEANUP"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad("EGRESS_CAPTURE_CLEANUP", v, "true or false")
+		}
+		c.CaptureCleanup = b
 	}
 	if v := getenv("EGRESS_LOKI_URL"); v != "" {
 		c.ExistingLoki = &ExistingLoki{

@@ -26,6 +26,7 @@ func TestFromEnvValues(t *testing.T) {
 	c, err := FromEnv(env(map[string]string{
 		"EGRESS_WINDOW_START":               "1767225600",
 		"EGRESS_KEEP_INSTALL":               "true",
+		"EGRESS_CAPTURE_CLEANUP":            "true",
 		"EGRESS_OBSERVE":                    "0s",
 		"EGRESS_LOKI_URL":                   "https://loki.example.test/",
 		"EGRESS_LOKI_TOKEN_FILE":            "/tok",
@@ -37,7 +38,7 @@ func TestFromEnvValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.WindowStart.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) || !c.KeepInstall || c.Observe != 0 ||
+	if !c.WindowStart.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) || !c.KeepInstall || !c.CaptureCleanup || c.Observe != 0 ||
 		c.ExistingLoki.URL != "https://loki.example.test" || c.ExistingLoki.Tenant != "netobserv" || c.ExistingLoki.TokenFile != "/tok" ||
 		c.ObjectStorageSecretNamespace != "ci" || c.ObjectStorageSecret != "s3" || c.ObjectStorageType != "gcs" ||
 		c.CanaryPort != 8443 || c.ResolveInterval != 10*time.Second {
@@ -49,6 +50,7 @@ func TestFromEnvRejectsEveryBadValue(t *testing.T) {
 	_, err := FromEnv(env(map[string]string{
 		"EGRESS_WINDOW_START":             "yesterday",
 		"EGRESS_KEEP_INSTALL":             "maybe",
+		"EGRESS_CAPTURE_CLEANUP":          "later",
 		"EGRESS_INSTALL_TIMEOUT":          "0s",
 		"EGRESS_LOKI_URL":                 "loki:3100",
 		"EGRESS_LOKI_OBJECT_STORAGE_TYPE": "ftp",
@@ -58,7 +60,7 @@ func TestFromEnvRejectsEveryBadValue(t *testing.T) {
 	if err == nil {
 		t.Fatal("bad values accepted")
 	}
-	for _, name := range []string{"EGRESS_WINDOW_START", "EGRESS_KEEP_INSTALL", "EGRESS_INSTALL_TIMEOUT", "EGRESS_LOKI_URL", "EGRESS_LOKI_OBJECT_STORAGE_TYPE", "EGRESS_CANARY_PORT", "EGRESS_RESOLVE_INTERVAL"} {
+	for _, name := range []string{"EGRESS_WINDOW_START", "EGRESS_KEEP_INSTALL", "EGRESS_CAPTURE_CLEANUP", "EGRESS_INSTALL_TIMEOUT", "EGRESS_LOKI_URL", "EGRESS_LOKI_OBJECT_STORAGE_TYPE", "EGRESS_CANARY_PORT", "EGRESS_RESOLVE_INTERVAL"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

@@ -6,8 +6,13 @@
 // Configuration comes from the environment (see FromEnv), because openshift-tests runs the
 // extension binary with no flags of ours:
 //
-//	EGRESS_WINDOW_START            epoch seconds; start of the observation window, written by an
-//	                               earlier CI step so that the window covers a whole run.
+//	(a capture record)             the ConfigMap egress-flow-matrix/egress-capture that
+//	                               `egress-tests-ext capture start` writes: the window starts at
+//	                               its windowStart, so that it covers a whole test run.
+//	EGRESS_CAPTURE_CLEANUP         "true": once done, the spec removes what `capture start`
+//	                               installed (as `capture stop` would). Default false.
+//	EGRESS_WINDOW_START            epoch seconds; start of the observation window when there is
+//	                               no capture record (both at once is refused).
 //	                               Default: the moment flows are seen flowing into Loki.
 //	EGRESS_OBSERVE                 how long to keep observing after the canary (Go duration,
 //	                               default 2m), so periodic egress (telemetry, NTP) is caught.

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
+	"github.com/openshift/egress-tests-ext/pkg/capture"
 	"github.com/openshift/egress-tests-ext/pkg/cluster"
 	"github.com/openshift/egress-tests-ext/pkg/clustercheck"
 )
@@ -110,6 +111,9 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 				return err
 			}
 			fmt.Fprintf(g.GinkgoWriter, "%s\n", facts)
+			if note := facts.ProxyNote(); note != "" {
+				fmt.Fprintf(g.GinkgoWriter, "%s\n", note)
+			}
 			var cleanup func()
 			if root, cleanup, err = clustercheck.BaselineDir(cfg); err != nil {
 				return err
@@ -130,6 +134,22 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 			// A malformed baseline fails now, not after an hour of observation.
 			bl, err = baseline.Load(sel.Files...)
 			return err
+		})
+
+		// A capture record (`egress-tests-ext capture start`) gives the window start, so that the
+		// window covers the whole run; its cleanup is registered before the tracker's, to run last.
+		var rec *capture.Record
+		phase(phaseSetup, "reading the capture record, if any", func() error {
+			if rec, err = capture.Load(ctx, c); err != nil || rec == nil {
+				return err
+			}
+			if cfg.CaptureCleanup {
+				g.DeferCleanup(func(ctx context.Context) error {
+					_, err := capture.Stop(ctx, c, 5*time.Minute)
+					return err
+				})
+			}
+			return cluster.WriteJSONArtifact(dir, "capture-record.json", rec)
 		})
 
 		tracker := &cluster.Tracker{}
@@ -160,10 +180,11 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 			return cluster.StartResolver(ctx, c, tracker, cluster.ResolverDeployment(cluster.SuiteNamespace, image, hosts, cfg.ResolveInterval), cfg.InstallTimeout)
 		})
 
-		win := clustercheck.Window{Start: cfg.WindowStart, StartSource: "EGRESS_WINDOW_START"}
+		var win clustercheck.Window
 		phase(phaseFlowing, "waiting for flows to reach Loki", func() error {
-			if !win.Start.IsZero() {
-				return nil
+			win.Start, win.StartSource, err = capture.WindowStart(rec, cfg.WindowStart)
+			if err != nil || !win.Start.IsZero() {
+				return err
 			}
 			conn, err := cluster.ConnectLoki(ctx, c, setup.Store)
 			if err != nil {
