@@ -13,9 +13,16 @@ import (
 // account and the monolithic Loki. Its flows are the suite's own and are kept out of the matrix.
 const SuiteNamespace = "egress-flow-matrix"
 
-// DefaultLokiImage is the monolithic Loki image; EGRESS_LOKI_IMAGE overrides it (e.g. with a
-// mirror on disconnected clusters).
-const DefaultLokiImage = "docker.io/grafana/loki:3.5.0"
+// DefaultLokiImage is the monolithic Loki image; EGRESS_LOKI_IMAGE overrides it. It is
+// OpenShift's own Loki build (github.com/openshift/loki, the Loki Operator's operand), which
+// OpenShift CI builds and mirrors to quay.io/openshift-logging: a registry CI and
+// oc-mirror reach, unlike docker.io.
+const DefaultLokiImage = "quay.io/openshift-logging/loki:v3.5.7"
+
+// DefaultToolsImage has curl and getent for the canary and the resolver. It is used only when
+// the cluster has no openshift/tools image stream (the payload's tools image, preferred: it
+// is already pulled from where the cluster pulls its release); EGRESS_TOOLS_IMAGE overrides both.
+const DefaultToolsImage = "quay.io/openshift/origin-tools:latest"
 
 // Config is the suite's configuration, read from the environment by FromEnv.
 type Config struct {

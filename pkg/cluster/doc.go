@@ -48,7 +48,8 @@
 //	EGRESS_CANARY_HOST             destination the canary connects to (default quay.io).
 //	EGRESS_CANARY_PORT             its TCP port (default 443).
 //	EGRESS_TOOLS_IMAGE             image with curl and getent for the canary and the resolver
-//	                               (default: the cluster's openshift/tools image stream).
+//	                               (default: the cluster's openshift/tools image stream, else
+//	                               DefaultToolsImage when the cluster has no such stream).
 //	EGRESS_RESOLVE_INTERVAL        how often the resolver resolves the baseline's hostnames
 //	                               (default 30s).
 package cluster

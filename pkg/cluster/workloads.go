@@ -29,12 +29,17 @@ const (
 
 // ToolsImage is the image with curl and getent for the canary and the resolver: the
 // EGRESS_TOOLS_IMAGE override, else the cluster's own openshift/tools image stream (part of
-// the release payload, so no extra registry access), referenced by digest.
+// the release payload, so no extra registry access), referenced by digest, else (no such
+// stream) DefaultToolsImage.
 func ToolsImage(ctx context.Context, c *Clients, cfg *Config) (string, error) {
 	if cfg.ToolsImage != "" {
 		return cfg.ToolsImage, nil
 	}
 	is, err := c.Dynamic.Resource(GVRImageStream).Namespace("openshift").Get(ctx, "tools", metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		c.progress("no image stream openshift/tools: the canary and the resolver use %s (set EGRESS_TOOLS_IMAGE to choose another)", DefaultToolsImage)
+		return DefaultToolsImage, nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("read image stream openshift/tools for the canary's image (set EGRESS_TOOLS_IMAGE to an image with curl and getent instead): %w", err)
 	}

@@ -148,8 +148,13 @@ func TestToolsImage(t *testing.T) {
 		t.Errorf("override: %q %v", img, err)
 	}
 	f = newFakes(t, nil, nil)
+	if img, err := ToolsImage(ctx, f.Clients, &Config{}); err != nil || img != DefaultToolsImage {
+		t.Errorf("no image stream: %q %v", img, err)
+	}
+	empty := u("image.openshift.io/v1", "ImageStream", "openshift", "tools", map[string]any{"status": map[string]any{}})
+	f = newFakes(t, nil, nil, empty)
 	if _, err := ToolsImage(ctx, f.Clients, &Config{}); err == nil || !strings.Contains(err.Error(), "EGRESS_TOOLS_IMAGE") {
-		t.Errorf("no image stream: %v", err)
+		t.Errorf("stream without latest: %v", err)
 	}
 }
 
