@@ -36,12 +36,12 @@ const SuiteName = "openshift/network/egress-flows"
 // The spec's time budget, part by part; SpecTimeout is their sum. Origin's default
 // per-test timeout (15 min) is shorter than the install alone may take.
 const (
-	budgetInstall   = 15 * time.Minute      // cluster.Config.InstallTimeout default: operator, Loki, FlowCollector
+	budgetInstall   = 15 * time.Minute       // cluster.Config.InstallTimeout default: operator, Loki, FlowCollector
 	budgetFirstFlow = capture.FlowingTimeout // first flow in Loki
-	budgetObserve   = 2 * time.Minute       // EGRESS_OBSERVE default
-	budgetWorkloads = 5 * time.Minute       // resolver and canary running (image pulls)
-	budgetCollect   = 10 * time.Minute      // ingestion barrier (3 min) and the window's queries
-	budgetCleanup   = 5 * time.Minute       // tracker cleanup, waiting for the FlowCollector to go
+	budgetObserve   = 2 * time.Minute        // EGRESS_OBSERVE default
+	budgetWorkloads = 5 * time.Minute        // resolver and canary running (image pulls)
+	budgetCollect   = 10 * time.Minute       // ingestion barrier (3 min) and the window's queries
+	budgetCleanup   = 5 * time.Minute        // tracker cleanup, waiting for the FlowCollector to go
 	budgetSlack     = 3 * time.Minute
 )
 

@@ -210,8 +210,8 @@ func TestParseRefusesBadRecords(t *testing.T) {
 	for data, want := range map[string]string{
 		`{"version":1,"windowStart":"2026-12-02T08:00:00Z","store":{},"created":[],"extra":1}`: `unknown field "extra"`,
 		`{"version":2,"windowStart":"2026-12-02T08:00:00Z","store":{}}`:                        "format version 2",
-		`{"version":1,"store":{}}`:                                                             "no windowStart",
-		`{"version":1,"windowStart":"2026-12-02T08:00:00Z"}`:                                   "no store",
+		`{"version":1,"store":{}}`:                           "no windowStart",
+		`{"version":1,"windowStart":"2026-12-02T08:00:00Z"}`: "no store",
 		`not json`: "is not a capture record",
 	} {
 		_, err := Parse(cm(data))

@@ -26,9 +26,9 @@ const DefaultToolsImage = "quay.io/openshift/origin-tools:latest"
 
 // Config is the suite's configuration, read from the environment by FromEnv.
 type Config struct {
-	WindowStart    time.Time // zero: start when flows are flowing
-	Observe        time.Duration
-	KeepInstall    bool
+	WindowStart time.Time // zero: start when flows are flowing
+	Observe     time.Duration
+	KeepInstall bool
 	// CaptureCleanup makes the spec remove what `capture start` installed once it is done.
 	CaptureCleanup bool
 	InstallTimeout time.Duration
