@@ -20,7 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/openshift/egress-tests-ext/pkg/cluster"
-	"github.com/openshift/egress-tests-ext/pkg/lokiquery"
+	"github.com/openshift/egress-tests-ext/pkg/clustercheck"
 )
 
 // Where the record lives: the suite's namespace, so that it goes with everything else of ours.
@@ -255,24 +255,15 @@ func (r *Record) WriteText(w io.Writer, now time.Time) error {
 	return err
 }
 
-// WaitFlowing returns once Loki holds a flow stamped after the call: from then on the
-// window's flows are being recorded.
+// WaitFlowing returns once Loki holds a flow stamped after the call (clustercheck.WaitFlowing,
+// as the spec waits): from then on the window's flows are being recorded.
 func WaitFlowing(ctx context.Context, c *cluster.Clients, store *cluster.LokiStore) (time.Time, error) {
 	conn, err := cluster.ConnectLoki(ctx, c, store)
 	if err != nil {
 		return time.Time{}, err
 	}
 	defer conn.Close()
-	client, err := lokiquery.New(lokiquery.Config{URL: conn.URL, Tenant: conn.Tenant, Token: conn.Token, TLS: conn.TLS})
-	if err != nil {
-		return time.Time{}, err
-	}
-	start := time.Now()
-	err = client.WaitIngested(ctx, start, lokiquery.Barrier{Timeout: FlowingTimeout, Canary: `{app="` + lokiquery.App + `"}`})
-	if err != nil {
-		return time.Time{}, fmt.Errorf("no NetObserv flow reached %s within %s of the FlowCollector being ready: %w", conn.Describe, FlowingTimeout, err)
-	}
-	return start, nil
+	return clustercheck.WaitFlowing(ctx, conn, FlowingTimeout)
 }
 
 // WindowStart is where the spec's window starts: the record's windowStart when a capture is
