@@ -9,39 +9,17 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	g "github.com/onsi/ginkgo/v2"
 	o "github.com/onsi/gomega"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/capture"
 	"github.com/openshift/egress-tests-ext/pkg/cluster"
 	"github.com/openshift/egress-tests-ext/pkg/clustercheck"
 )
-
-// restConfig finds the cluster the way openshift-tests does: KUBECONFIG, else in-cluster.
-func restConfig() (*rest.Config, error) {
-	if kc := os.Getenv("KUBECONFIG"); kc != "" {
-		cfg, err := clientcmd.BuildConfigFromFlags("", kc)
-		if err != nil {
-			return nil, fmt.Errorf("KUBECONFIG=%s cannot be loaded: %w", kc, err)
-		}
-		return cfg, nil
-	}
-	cfg, err := rest.InClusterConfig()
-	if err != nil {
-		return nil, fmt.Errorf("no cluster: KUBECONFIG is not set and this is not a pod in a cluster (%w); set KUBECONFIG to the cluster's kubeconfig", err)
-	}
-	return cfg, nil
-}
-
-// flowingTimeout bounds the wait for the first flow in Loki after the FlowCollector is ready.
-const flowingTimeout = 5 * time.Minute
 
 // Phases of the spec: a failure message starts with the phase it happened in.
 const (
@@ -76,7 +54,7 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 	})
 
 	g.It("egress flows leaving the cluster are all documented in the baseline", func() {
-		rc, err := restConfig()
+		rc, err := cluster.RestConfig(nil)
 		if err != nil {
 			g.Skip(err.Error())
 		}
@@ -191,7 +169,7 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 				return err
 			}
 			defer conn.Close()
-			win.Start, err = clustercheck.WaitFlowing(ctx, conn, flowingTimeout)
+			win.Start, err = clustercheck.WaitFlowing(ctx, conn, capture.FlowingTimeout)
 			win.StartSource = "first flow ingested after the FlowCollector was ready"
 			return err
 		})
