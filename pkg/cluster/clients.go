@@ -52,19 +52,19 @@ func (c *Clients) progress(format string, args ...any) {
 
 // Resources the suite reads or writes without importing their operators' Go modules.
 var (
-	GVRSubscription   = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1alpha1", Resource: "subscriptions"}
-	GVROperatorGroup  = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1", Resource: "operatorgroups"}
-	GVRCSV            = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1alpha1", Resource: "clusterserviceversions"}
-	GVRInstallPlan    = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1alpha1", Resource: "installplans"}
-	GVRPackageMan     = schema.GroupVersionResource{Group: "packages.operators.coreos.com", Version: "v1", Resource: "packagemanifests"}
+	gvrSubscription   = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1alpha1", Resource: "subscriptions"}
+	gvrOperatorGroup  = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1", Resource: "operatorgroups"}
+	gvrCSV            = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1alpha1", Resource: "clusterserviceversions"}
+	gvrInstallPlan    = schema.GroupVersionResource{Group: "operators.coreos.com", Version: "v1alpha1", Resource: "installplans"}
+	gvrPackageMan     = schema.GroupVersionResource{Group: "packages.operators.coreos.com", Version: "v1", Resource: "packagemanifests"}
 	GVRCRD            = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	GVRFlowCollector  = schema.GroupVersionResource{Group: "flows.netobserv.io", Version: "v1beta2", Resource: "flowcollectors"}
-	GVRLokiStack      = schema.GroupVersionResource{Group: "loki.grafana.com", Version: "v1", Resource: "lokistacks"}
-	GVRImageStream    = schema.GroupVersionResource{Group: "image.openshift.io", Version: "v1", Resource: "imagestreams"}
-	GVRNamespace      = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
-	GVRClusterRole    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
-	GVRClusterRoleBnd = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
-	GVRSecret         = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
+	gvrLokiStack      = schema.GroupVersionResource{Group: "loki.grafana.com", Version: "v1", Resource: "lokistacks"}
+	gvrImageStream    = schema.GroupVersionResource{Group: "image.openshift.io", Version: "v1", Resource: "imagestreams"}
+	gvrNamespace      = schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	gvrClusterRole    = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
+	gvrClusterRoleBnd = schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
+	gvrSecret         = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 )
 
 // GVR is short for the resource coordinates the dynamic client takes.

@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// LokiGatewayPort is the LokiStack gateway's HTTP port.
-const LokiGatewayPort = 8080
+// lokiGatewayPort is the LokiStack gateway's HTTP port.
+const lokiGatewayPort = 8080
 
 // LokiConn is how the test process reaches the Loki of the run: a base URL under which
 // /loki/api/v1/... is served, the tenant, TLS and bearer token. Close ends its port-forward.
@@ -42,7 +42,7 @@ func ConnectLoki(ctx context.Context, c *Clients, store *LokiStore) (*LokiConn, 
 	case ModeExisting:
 		return existingConn(store.Existing)
 	case ModeMonolithic:
-		fw, err := PortForwardService(ctx, c, store.Namespace, store.Service, store.Port)
+		fw, err := portForwardService(ctx, c, store.Namespace, store.Service, store.Port)
 		if err != nil {
 			return nil, err
 		}
@@ -51,15 +51,15 @@ func ConnectLoki(ctx context.Context, c *Clients, store *LokiStore) (*LokiConn, 
 			Describe: fmt.Sprintf("port-forward 127.0.0.1:%d -> pod %s/%s (service %s:%d)", fw.LocalPort, store.Namespace, fw.Pod, store.Service, store.Port),
 		}, nil
 	case ModeLokiStack:
-		tlsCfg, err := GatewayTLS(ctx, c.Kube, store)
+		tlsCfg, err := gatewayTLS(ctx, c.Kube, store)
 		if err != nil {
 			return nil, err
 		}
-		ts := NewTokenSource(c.Kube, SuiteNamespace, ReaderServiceAccount, time.Hour)
+		ts := newTokenSource(c.Kube, SuiteNamespace, readerServiceAccount, time.Hour)
 		if _, err := ts.Token(ctx); err != nil {
 			return nil, err
 		}
-		fw, err := PortForwardService(ctx, c, store.Namespace, store.GatewayService(), LokiGatewayPort)
+		fw, err := portForwardService(ctx, c, store.Namespace, store.GatewayService(), lokiGatewayPort)
 		if err != nil {
 			return nil, err
 		}

@@ -39,7 +39,7 @@ func CollectDiagnostics(ctx context.Context, c *Clients, dir string, namespaces 
 		dump("flowcollector.yaml", fc.Object)
 	}
 	for _, ns := range namespaces {
-		for name, gvr := range map[string]GVR{"subscriptions": GVRSubscription, "clusterserviceversions": GVRCSV, "installplans": GVRInstallPlan, "operatorgroups": GVROperatorGroup, "lokistacks": GVRLokiStack} {
+		for name, gvr := range map[string]GVR{"subscriptions": gvrSubscription, "clusterserviceversions": gvrCSV, "installplans": gvrInstallPlan, "operatorgroups": gvrOperatorGroup, "lokistacks": gvrLokiStack} {
 			list, err := c.Dynamic.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{})
 			if err != nil || len(list.Items) == 0 {
 				continue // the kind may not exist on this cluster

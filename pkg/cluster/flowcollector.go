@@ -15,18 +15,18 @@ import (
 // FlowCollectorName is the only name NetObserv accepts.
 const FlowCollectorName = "cluster"
 
-// NetObservNamespace is where the FlowCollector we create deploys its pods (and where a
+// netObservNamespace is where the FlowCollector we create deploys its pods (and where a
 // LokiStack we create lives, as NetObserv's documentation does).
-const NetObservNamespace = "netobserv"
+const netObservNamespace = "netobserv"
 
-// RequiredFeatures are the eBPF agent features the matrix relies on: DNS names of queries
+// requiredFeatures are the eBPF agent features the matrix relies on: DNS names of queries
 // (naming destinations) and packet translation (service NAT).
-var RequiredFeatures = []string{"DNSTracking", "PacketTranslation"}
+var requiredFeatures = []string{"DNSTracking", "PacketTranslation"}
 
-// FlowCollectorObject is the FlowCollector the suite creates: eBPF agent sampling every
+// flowCollectorObject is the FlowCollector the suite creates: eBPF agent sampling every
 // packet, the features above, subnet labels auto-detected (external = unlabelled) and Loki
 // mode matching the store.
-func FlowCollectorObject(store *LokiStore) (*unstructured.Unstructured, error) {
+func flowCollectorObject(store *LokiStore) (*unstructured.Unstructured, error) {
 	loki := map[string]any{"enable": true}
 	switch store.Mode {
 	case ModeMonolithic:
@@ -38,8 +38,8 @@ func FlowCollectorObject(store *LokiStore) (*unstructured.Unstructured, error) {
 	default:
 		return nil, fmt.Errorf("the suite creates a FlowCollector only for a Loki it installs (Monolithic or LokiStack), not for mode %q", store.Mode)
 	}
-	features := make([]any, 0, len(RequiredFeatures))
-	for _, f := range RequiredFeatures {
+	features := make([]any, 0, len(requiredFeatures))
+	for _, f := range requiredFeatures {
 		features = append(features, f)
 	}
 	return &unstructured.Unstructured{Object: map[string]any{
@@ -49,7 +49,7 @@ func FlowCollectorObject(store *LokiStore) (*unstructured.Unstructured, error) {
 		"spec": map[string]any{
 			// deploymentModel is left to the operator's default: its values differ across
 			// NetObserv versions (older CRDs have no "Service").
-			"namespace": NetObservNamespace,
+			"namespace": netObservNamespace,
 			"agent": map[string]any{
 				"type": "eBPF",
 				"ebpf": map[string]any{
@@ -79,11 +79,11 @@ type Collector struct {
 	Warnings []string
 }
 
-// InspectFlowCollector checks that a FlowCollector records what the matrix needs, and fails
+// inspectFlowCollector checks that a FlowCollector records what the matrix needs, and fails
 // with what to change when it cannot: sampling above 1 drops flows, so a run on it would
 // report a clean cluster that was never fully observed.
-func InspectFlowCollector(u *unstructured.Unstructured) (*Collector, error) {
-	c := &Collector{Sampling: 50, Namespace: NetObservNamespace}
+func inspectFlowCollector(u *unstructured.Unstructured) (*Collector, error) {
+	c := &Collector{Sampling: 50, Namespace: netObservNamespace}
 	name := "FlowCollector " + u.GetName()
 	if t, ok, _ := unstructured.NestedString(u.Object, "spec", "agent", "type"); ok && t != "eBPF" {
 		return nil, fmt.Errorf("%s uses agent type %s; the suite needs the eBPF agent (spec.agent.type: eBPF)", name, t)
@@ -101,7 +101,7 @@ func InspectFlowCollector(u *unstructured.Unstructured) (*Collector, error) {
 			name, c.Sampling, u.GetName())
 	}
 	c.Features, _, _ = unstructured.NestedStringSlice(u.Object, "spec", "agent", "ebpf", "features")
-	for _, f := range RequiredFeatures {
+	for _, f := range requiredFeatures {
 		if !slices.Contains(c.Features, f) {
 			c.Warnings = append(c.Warnings, fmt.Sprintf("%s does not enable eBPF feature %s: destinations are named with less evidence", name, f))
 		}
@@ -126,7 +126,7 @@ func InspectFlowCollector(u *unstructured.Unstructured) (*Collector, error) {
 	case "LokiStack":
 		lsName, _, _ := unstructured.NestedString(u.Object, "spec", "loki", "lokiStack", "name")
 		lsNS, _, _ := unstructured.NestedString(u.Object, "spec", "loki", "lokiStack", "namespace")
-		c.Store = &LokiStore{Mode: ModeLokiStack, LokiStackName: valueOr(lsName, "loki"), Namespace: valueOr(lsNS, c.Namespace), Tenant: LokiStackTenant}
+		c.Store = &LokiStore{Mode: ModeLokiStack, LokiStackName: valueOr(lsName, "loki"), Namespace: valueOr(lsNS, c.Namespace), Tenant: lokiStackTenant}
 	case "Monolithic":
 		url, _, _ := unstructured.NestedString(u.Object, "spec", "loki", "monolithic", "url")
 		tenant, _, _ := unstructured.NestedString(u.Object, "spec", "loki", "monolithic", "tenantID")
@@ -218,7 +218,7 @@ func toInt64(v any) (int64, bool) {
 func EnsureFlowCollector(ctx context.Context, c *Clients, t *Tracker, store *LokiStore) (*Collector, bool, error) {
 	fc, err := c.Dynamic.Resource(GVRFlowCollector).Get(ctx, FlowCollectorName, metav1.GetOptions{})
 	if err == nil {
-		col, err := InspectFlowCollector(fc)
+		col, err := inspectFlowCollector(fc)
 		if err != nil {
 			return nil, false, err
 		}
@@ -234,7 +234,7 @@ func EnsureFlowCollector(ctx context.Context, c *Clients, t *Tracker, store *Lok
 	if store == nil {
 		return nil, false, fmt.Errorf("no FlowCollector and no Loki store for one: internal error")
 	}
-	obj, err := FlowCollectorObject(store)
+	obj, err := flowCollectorObject(store)
 	if err != nil {
 		return nil, false, err
 	}
@@ -243,12 +243,12 @@ func EnsureFlowCollector(ctx context.Context, c *Clients, t *Tracker, store *Lok
 	if err := create(ctx, c, t, GVRFlowCollector, obj, true); err != nil {
 		return nil, false, err
 	}
-	col, err := InspectFlowCollector(obj)
+	col, err := inspectFlowCollector(obj)
 	return col, true, err
 }
 
-// WaitFlowCollectorReady waits for the Ready condition of the FlowCollector.
-func WaitFlowCollectorReady(ctx context.Context, c *Clients, timeout time.Duration) error {
+// waitFlowCollectorReady waits for the Ready condition of the FlowCollector.
+func waitFlowCollectorReady(ctx context.Context, c *Clients, timeout time.Duration) error {
 	return waitFor(ctx, c, "FlowCollector "+FlowCollectorName, 5*time.Second, timeout, func(ctx context.Context) (bool, string, error) {
 		fc, err := c.Dynamic.Resource(GVRFlowCollector).Get(ctx, FlowCollectorName, metav1.GetOptions{})
 		if err != nil {

@@ -62,7 +62,7 @@ func TestInspectFlowCollector(t *testing.T) {
 	unreachable := map[string]string{"manual": "Loki mode Manual", "https monolithic": `"https://loki:3100/" is not http://`, "TLS monolithic": "with TLS is not reachable"}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := InspectFlowCollector(flowCollector(tc.spec))
+			c, err := inspectFlowCollector(flowCollector(tc.spec))
 			if tc.inErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.inErr) {
 					t.Fatalf("want an error with %q, got %v", tc.inErr, err)
@@ -125,15 +125,15 @@ func TestWaitFlowCollectorReady(t *testing.T) {
 		}
 		return true, ready("True"), nil
 	})
-	if err := WaitFlowCollectorReady(context.Background(), f.Clients, time.Second); err != nil {
+	if err := waitFlowCollectorReady(context.Background(), f.Clients, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(f.out.String(), "Ready=False Pending agent not ready") || !strings.Contains(f.out.String(), "Ready=True") {
 		t.Errorf("progress:\n%s", f.out)
 	}
 	f = newFakes(t, nil, nil, ready("False"))
-	err := WaitFlowCollectorReady(context.Background(), f.Clients, 50*time.Millisecond)
-	if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "agent not ready") {
+	err := waitFlowCollectorReady(context.Background(), f.Clients, 50*time.Millisecond)
+	if !errors.Is(err, errNotReady) || !strings.Contains(err.Error(), "agent not ready") {
 		t.Errorf("timeout error %v", err)
 	}
 }

@@ -25,19 +25,19 @@ type fakes struct {
 }
 
 var listKinds = map[GVR]string{
-	GVRSubscription:   "SubscriptionList",
-	GVROperatorGroup:  "OperatorGroupList",
-	GVRCSV:            "ClusterServiceVersionList",
-	GVRInstallPlan:    "InstallPlanList",
-	GVRPackageMan:     "PackageManifestList",
+	gvrSubscription:   "SubscriptionList",
+	gvrOperatorGroup:  "OperatorGroupList",
+	gvrCSV:            "ClusterServiceVersionList",
+	gvrInstallPlan:    "InstallPlanList",
+	gvrPackageMan:     "PackageManifestList",
 	GVRCRD:            "CustomResourceDefinitionList",
 	GVRFlowCollector:  "FlowCollectorList",
-	GVRLokiStack:      "LokiStackList",
-	GVRImageStream:    "ImageStreamList",
-	GVRNamespace:      "NamespaceList",
-	GVRClusterRole:    "ClusterRoleList",
-	GVRClusterRoleBnd: "ClusterRoleBindingList",
-	GVRSecret:         "SecretList",
+	gvrLokiStack:      "LokiStackList",
+	gvrImageStream:    "ImageStreamList",
+	gvrNamespace:      "NamespaceList",
+	gvrClusterRole:    "ClusterRoleList",
+	gvrClusterRoleBnd: "ClusterRoleBindingList",
+	gvrSecret:         "SecretList",
 }
 
 func newFakes(t *testing.T, kubeObjs []runtime.Object, confObjs []runtime.Object, dynObjs ...runtime.Object) *fakes {

@@ -13,7 +13,7 @@ import (
 // Setup is what Install found or created.
 type Setup struct {
 	Store            *LokiStore     `json:"store"`
-	NetObserv        *InstallResult `json:"netObserv"`
+	NetObserv        *installResult `json:"netObserv"`
 	CollectorCreated bool           `json:"collectorCreated"`
 	Collector        *Collector     `json:"-"`
 	Warnings         []string       `json:"warnings,omitempty"`
@@ -38,7 +38,7 @@ func Install(ctx context.Context, c *Clients, cfg *Config, t *Tracker) (*Setup, 
 	if err := EnsureReader(ctx, c, t); err != nil {
 		return nil, err
 	}
-	if s.NetObserv, err = EnsureOperator(ctx, c, t, NetObservOperator, cfg.InstallTimeout); err != nil {
+	if s.NetObserv, err = ensureOperator(ctx, c, t, netObservOperator, cfg.InstallTimeout); err != nil {
 		return s, err
 	}
 	if existing == nil {
@@ -46,7 +46,7 @@ func Install(ctx context.Context, c *Clients, cfg *Config, t *Tracker) (*Setup, 
 		case ModeMonolithic:
 			err = InstallMonolithicLoki(ctx, c, t, cfg, s.Store)
 		case ModeLokiStack:
-			err = InstallLokiStack(ctx, c, t, cfg, s.Store)
+			err = installLokiStack(ctx, c, t, cfg, s.Store)
 		}
 		if err != nil {
 			return s, err
@@ -61,7 +61,7 @@ func Install(ctx context.Context, c *Clients, cfg *Config, t *Tracker) (*Setup, 
 	if err != nil {
 		return s, err
 	}
-	if err := WaitFlowCollectorReady(ctx, c, cfg.InstallTimeout); err != nil {
+	if err := waitFlowCollectorReady(ctx, c, cfg.InstallTimeout); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -69,7 +69,7 @@ func Install(ctx context.Context, c *Clients, cfg *Config, t *Tracker) (*Setup, 
 
 // existingCollector returns the FlowCollector already on the cluster, checked, or nil.
 func existingCollector(ctx context.Context, c *Clients) (*Collector, error) {
-	served, _, err := crdsServed(ctx, c, NetObservOperator.CRDs)
+	served, _, err := crdsServed(ctx, c, netObservOperator.CRDs)
 	if err != nil || !served {
 		return nil, err
 	}
@@ -80,13 +80,13 @@ func existingCollector(ctx context.Context, c *Clients) (*Collector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read FlowCollector %s: %w", FlowCollectorName, err)
 	}
-	return InspectFlowCollector(fc)
+	return inspectFlowCollector(fc)
 }
 
 // checkLokiStackAdmin fails when a LokiStack the suite did not create would filter the
 // suite's view by namespace: its gateway shows all namespaces only to admin groups.
 func checkLokiStackAdmin(ctx context.Context, c *Clients, store *LokiStore) error {
-	ls, err := c.Dynamic.Resource(GVRLokiStack).Namespace(store.Namespace).Get(ctx, store.LokiStackName, metav1.GetOptions{})
+	ls, err := c.Dynamic.Resource(gvrLokiStack).Namespace(store.Namespace).Get(ctx, store.LokiStackName, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("read LokiStack %s/%s the FlowCollector writes to: %w", store.Namespace, store.LokiStackName, err)
 	}
@@ -101,14 +101,14 @@ func checkLokiStackAdmin(ctx context.Context, c *Clients, store *LokiStore) erro
 
 // DiagnosticNamespaces are the namespaces whose state explains a failed install.
 func DiagnosticNamespaces(s *Setup) []string {
-	ns := []string{NetObservOperator.Namespace, NetObservNamespace, SuiteNamespace}
+	ns := []string{netObservOperator.Namespace, netObservNamespace, SuiteNamespace}
 	if s != nil && s.Store != nil && s.Store.Mode == ModeLokiStack {
-		ns = append(ns, LokiOperator.Namespace)
-		if s.Store.Namespace != NetObservNamespace {
+		ns = append(ns, lokiOperator.Namespace)
+		if s.Store.Namespace != netObservNamespace {
 			ns = append(ns, s.Store.Namespace)
 		}
 	}
-	if s != nil && s.Collector != nil && s.Collector.Namespace != NetObservNamespace {
+	if s != nil && s.Collector != nil && s.Collector.Namespace != netObservNamespace {
 		ns = append(ns, s.Collector.Namespace)
 	}
 	return ns

@@ -19,7 +19,7 @@ import (
 func TestInstallMonolithicFromScratch(t *testing.T) {
 	ctx := context.Background()
 	f := newFakes(t, []runtime.Object{defaultStorageClass("gp3")}, nil, packageManifest("netobserv-operator", "redhat-operators", "stable"))
-	simulateOLM(f, NetObservOperator, "Succeeded")
+	simulateOLM(f, netObservOperator, "Succeeded")
 	readyOnCreate(f)
 	f.dyn.PrependReactor("create", "flowcollectors", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		fc := a.(clienttesting.CreateAction).GetObject().(*unstructured.Unstructured)

@@ -25,13 +25,13 @@ const (
 	ModeExisting   StoreMode = "Existing"   // EGRESS_LOKI_URL: reached directly
 )
 
-// LokiStackTenant is the gateway tenant NetObserv writes to in openshift-network mode.
-const LokiStackTenant = "network"
+// lokiStackTenant is the gateway tenant NetObserv writes to in openshift-network mode.
+const lokiStackTenant = "network"
 
 // Names of what the suite creates for a monolithic Loki.
 const (
-	MonolithicLokiName = "loki"
-	MonolithicLokiPort = 3100
+	monolithicLokiName = "loki"
+	monolithicLokiPort = 3100
 	lokiDataDir        = "/loki-store"
 	lokiConfigDir      = "/etc/loki"
 )
@@ -93,23 +93,23 @@ func PlanStore(cfg *Config, existing *Collector) (*LokiStore, error) {
 		}
 		return existing.Store, nil
 	case cfg.ObjectStorageSecret != "":
-		return &LokiStore{Mode: ModeLokiStack, Namespace: NetObservNamespace, LokiStackName: "loki", Tenant: LokiStackTenant, Installed: true}, nil
+		return &LokiStore{Mode: ModeLokiStack, Namespace: netObservNamespace, LokiStackName: "loki", Tenant: lokiStackTenant, Installed: true}, nil
 	default:
 		return &LokiStore{
-			Mode: ModeMonolithic, Namespace: SuiteNamespace, Service: MonolithicLokiName, Port: MonolithicLokiPort, Tenant: "netobserv",
-			InClusterURL: fmt.Sprintf("http://%s.%s.svc:%d/", MonolithicLokiName, SuiteNamespace, MonolithicLokiPort),
+			Mode: ModeMonolithic, Namespace: SuiteNamespace, Service: monolithicLokiName, Port: monolithicLokiPort, Tenant: "netobserv",
+			InClusterURL: fmt.Sprintf("http://%s.%s.svc:%d/", monolithicLokiName, SuiteNamespace, monolithicLokiPort),
 			Installed:    true,
 		}, nil
 	}
 }
 
-// MonolithicLokiConfig is the single-binary Loki configuration: multi-tenant (NetObserv
+// monolithicLokiConfig is the single-binary Loki configuration: multi-tenant (NetObserv
 // writes and the suite reads as tenant "netobserv"), filesystem storage in dataDir, in-memory
 // ring, limits raised so that the suite's queries are never cut short, and usage reporting
 // off (it would itself be egress).
 // listenAddress "" listens on all interfaces (in the pod); tests give a loopback address,
 // which memberlist binds to as well.
-func MonolithicLokiConfig(dataDir, listenAddress string, httpPort, grpcPort, memberlistPort int) string {
+func monolithicLokiConfig(dataDir, listenAddress string, httpPort, grpcPort, memberlistPort int) string {
 	memberlist := fmt.Sprintf("memberlist:\n  bind_port: %d\n", memberlistPort)
 	if listenAddress != "" {
 		memberlist += fmt.Sprintf("  bind_addr: [%q]\n  advertise_addr: %q\n", listenAddress, listenAddress)
@@ -169,30 +169,30 @@ analytics:
 `, dataDir, listenAddress, httpPort, grpcPort, memberlist)
 }
 
-// MonolithicLoki holds the objects of the monolithic Loki.
-type MonolithicLoki struct {
+// monolithicLoki holds the objects of the monolithic Loki.
+type monolithicLoki struct {
 	ConfigMap  *corev1.ConfigMap
 	PVC        *corev1.PersistentVolumeClaim // nil: emptyDir (no default StorageClass)
 	Deployment *appsv1.Deployment
 	Service    *corev1.Service
 }
 
-// MonolithicLokiObjects builds the monolithic Loki for namespace. It runs under the
+// monolithicLokiObjects builds the monolithic Loki for namespace. It runs under the
 // restricted-v2 SCC: no fixed UID (the SCC assigns one), no privilege escalation, all
 // capabilities dropped, RuntimeDefault seccomp, non-root.
-func MonolithicLokiObjects(namespace, image string, persistent bool) *MonolithicLoki {
-	labels := map[string]string{"app.kubernetes.io/name": MonolithicLokiName, "app.kubernetes.io/part-of": "egress-flow-matrix"}
-	m := &MonolithicLoki{}
+func monolithicLokiObjects(namespace, image string, persistent bool) *monolithicLoki {
+	labels := map[string]string{"app.kubernetes.io/name": monolithicLokiName, "app.kubernetes.io/part-of": "egress-flow-matrix"}
+	m := &monolithicLoki{}
 	m.ConfigMap = &corev1.ConfigMap{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{Name: MonolithicLokiName + "-config", Namespace: namespace, Labels: labels},
-		Data:       map[string]string{"loki.yaml": MonolithicLokiConfig(lokiDataDir, "", MonolithicLokiPort, 9096, 7946)},
+		ObjectMeta: metav1.ObjectMeta{Name: monolithicLokiName + "-config", Namespace: namespace, Labels: labels},
+		Data:       map[string]string{"loki.yaml": monolithicLokiConfig(lokiDataDir, "", monolithicLokiPort, 9096, 7946)},
 	}
 	storage := corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}
 	if persistent {
 		m.PVC = &corev1.PersistentVolumeClaim{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "PersistentVolumeClaim"},
-			ObjectMeta: metav1.ObjectMeta{Name: MonolithicLokiName + "-store", Namespace: namespace, Labels: labels},
+			ObjectMeta: metav1.ObjectMeta{Name: monolithicLokiName + "-store", Namespace: namespace, Labels: labels},
 			Spec: corev1.PersistentVolumeClaimSpec{
 				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
 				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("10Gi")}},
@@ -202,7 +202,7 @@ func MonolithicLokiObjects(namespace, image string, persistent bool) *Monolithic
 	}
 	m.Deployment = &appsv1.Deployment{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: metav1.ObjectMeta{Name: MonolithicLokiName, Namespace: namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: monolithicLokiName, Namespace: namespace, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: ptr.To[int32](1),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -219,7 +219,7 @@ func MonolithicLokiObjects(namespace, image string, persistent bool) *Monolithic
 						Name:  "loki",
 						Image: image,
 						Args:  []string{"-config.file=" + lokiConfigDir + "/loki.yaml"},
-						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: MonolithicLokiPort, Protocol: corev1.ProtocolTCP}},
+						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: monolithicLokiPort, Protocol: corev1.ProtocolTCP}},
 						ReadinessProbe: &corev1.Probe{
 							ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/ready", Port: intstr.FromString("http")}},
 							InitialDelaySeconds: 5, PeriodSeconds: 5,
@@ -250,10 +250,10 @@ func MonolithicLokiObjects(namespace, image string, persistent bool) *Monolithic
 	}
 	m.Service = &corev1.Service{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Name: MonolithicLokiName, Namespace: namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: monolithicLokiName, Namespace: namespace, Labels: labels},
 		Spec: corev1.ServiceSpec{
 			Selector: labels,
-			Ports:    []corev1.ServicePort{{Name: "http", Port: MonolithicLokiPort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP}},
+			Ports:    []corev1.ServicePort{{Name: "http", Port: monolithicLokiPort, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP}},
 		},
 	}
 	return m
@@ -340,11 +340,11 @@ type lokiQueryLimits struct {
 // that the gateway gives the suite's token every namespace's flows rather than a filtered view.
 var lokiStackAdminGroups = []string{"system:cluster-admins", "cluster-admin", "dedicated-admin", "system:serviceaccounts:" + SuiteNamespace}
 
-// LokiStackObject is the LokiStack the suite creates for NetObserv: tenants mode
+// lokiStackObject is the LokiStack the suite creates for NetObserv: tenants mode
 // openshift-network, query limits raised above the defaults (5000 entries, 500 series) that
 // would otherwise cut the suite's queries short. now dates the schema (yesterday, as the
 // operator's documentation asks for a new install).
-func LokiStackObject(store *LokiStore, cfg *Config, storageClass string, now time.Time) (*unstructured.Unstructured, error) {
+func lokiStackObject(store *LokiStore, cfg *Config, storageClass string, now time.Time) (*unstructured.Unstructured, error) {
 	ls := lokiStack{
 		APIVersion: "loki.grafana.com/v1",
 		Kind:       "LokiStack",
@@ -375,13 +375,13 @@ func LokiStackObject(store *LokiStore, cfg *Config, storageClass string, now tim
 // InstallMonolithicLoki creates the monolithic Loki unless its Deployment exists, and waits
 // until it is available.
 func InstallMonolithicLoki(ctx context.Context, c *Clients, t *Tracker, cfg *Config, store *LokiStore) error {
-	if err := EnsureSuiteNamespace(ctx, c, t); err != nil {
+	if err := ensureSuiteNamespace(ctx, c, t); err != nil {
 		return err
 	}
-	_, err := c.Kube.AppsV1().Deployments(store.Namespace).Get(ctx, MonolithicLokiName, metav1.GetOptions{})
+	_, err := c.Kube.AppsV1().Deployments(store.Namespace).Get(ctx, monolithicLokiName, metav1.GetOptions{})
 	switch {
 	case err == nil:
-		c.progress("monolithic Loki %s/%s exists: reused", store.Namespace, MonolithicLokiName)
+		c.progress("monolithic Loki %s/%s exists: reused", store.Namespace, monolithicLokiName)
 		store.Installed = false
 	case apierrors.IsNotFound(err):
 		sc, err := DefaultStorageClass(ctx, c)
@@ -391,7 +391,7 @@ func InstallMonolithicLoki(ctx context.Context, c *Clients, t *Tracker, cfg *Con
 		if sc == "" {
 			c.progress("WARNING: no default StorageClass: the monolithic Loki keeps flows in an emptyDir and loses them if its pod restarts")
 		}
-		m := MonolithicLokiObjects(store.Namespace, cfg.LokiImage, sc != "")
+		m := monolithicLokiObjects(store.Namespace, cfg.LokiImage, sc != "")
 		objs := []runtime.Object{m.ConfigMap, m.Service, m.Deployment}
 		if m.PVC != nil {
 			objs = append([]runtime.Object{m.PVC}, objs...)
@@ -402,10 +402,10 @@ func InstallMonolithicLoki(ctx context.Context, c *Clients, t *Tracker, cfg *Con
 			}
 		}
 	default:
-		return fmt.Errorf("read Deployment %s/%s: %w", store.Namespace, MonolithicLokiName, err)
+		return fmt.Errorf("read Deployment %s/%s: %w", store.Namespace, monolithicLokiName, err)
 	}
-	return waitFor(ctx, c, "monolithic Loki "+store.Namespace+"/"+MonolithicLokiName, 5*time.Second, cfg.InstallTimeout, func(ctx context.Context) (bool, string, error) {
-		d, err := c.Kube.AppsV1().Deployments(store.Namespace).Get(ctx, MonolithicLokiName, metav1.GetOptions{})
+	return waitFor(ctx, c, "monolithic Loki "+store.Namespace+"/"+monolithicLokiName, 5*time.Second, cfg.InstallTimeout, func(ctx context.Context) (bool, string, error) {
+		d, err := c.Kube.AppsV1().Deployments(store.Namespace).Get(ctx, monolithicLokiName, metav1.GetOptions{})
 		if err != nil {
 			return false, "reading: " + err.Error(), nil
 		}
@@ -413,16 +413,16 @@ func InstallMonolithicLoki(ctx context.Context, c *Clients, t *Tracker, cfg *Con
 	})
 }
 
-// InstallLokiStack installs the Loki Operator and a LokiStack on the object-storage secret
+// installLokiStack installs the Loki Operator and a LokiStack on the object-storage secret
 // unless the LokiStack exists, and waits for it to be Ready.
-func InstallLokiStack(ctx context.Context, c *Clients, t *Tracker, cfg *Config, store *LokiStore) error {
-	if _, err := EnsureOperator(ctx, c, t, LokiOperator, cfg.InstallTimeout); err != nil {
+func installLokiStack(ctx context.Context, c *Clients, t *Tracker, cfg *Config, store *LokiStore) error {
+	if _, err := ensureOperator(ctx, c, t, lokiOperator, cfg.InstallTimeout); err != nil {
 		return err
 	}
 	if err := ensureNamespace(ctx, c, t, store.Namespace, nil); err != nil {
 		return err
 	}
-	_, err := c.Dynamic.Resource(GVRLokiStack).Namespace(store.Namespace).Get(ctx, store.LokiStackName, metav1.GetOptions{})
+	_, err := c.Dynamic.Resource(gvrLokiStack).Namespace(store.Namespace).Get(ctx, store.LokiStackName, metav1.GetOptions{})
 	switch {
 	case err == nil:
 		c.progress("LokiStack %s/%s exists: reused", store.Namespace, store.LokiStackName)
@@ -440,18 +440,18 @@ func InstallLokiStack(ctx context.Context, c *Clients, t *Tracker, cfg *Config, 
 		if err := copyStorageSecret(ctx, c, t, cfg, store.Namespace); err != nil {
 			return err
 		}
-		ls, err := LokiStackObject(store, cfg, sc, time.Now())
+		ls, err := lokiStackObject(store, cfg, sc, time.Now())
 		if err != nil {
 			return err
 		}
-		if err := create(ctx, c, t, GVRLokiStack, ls, true); err != nil {
+		if err := create(ctx, c, t, gvrLokiStack, ls, true); err != nil {
 			return err
 		}
 	default:
 		return fmt.Errorf("read LokiStack %s/%s: %w", store.Namespace, store.LokiStackName, err)
 	}
 	return waitFor(ctx, c, "LokiStack "+store.Namespace+"/"+store.LokiStackName, 10*time.Second, cfg.InstallTimeout, func(ctx context.Context) (bool, string, error) {
-		ls, err := c.Dynamic.Resource(GVRLokiStack).Namespace(store.Namespace).Get(ctx, store.LokiStackName, metav1.GetOptions{})
+		ls, err := c.Dynamic.Resource(gvrLokiStack).Namespace(store.Namespace).Get(ctx, store.LokiStackName, metav1.GetOptions{})
 		if err != nil {
 			return false, "reading: " + err.Error(), nil
 		}
@@ -494,8 +494,8 @@ func copyStorageSecret(ctx context.Context, c *Clients, t *Tracker, cfg *Config,
 	return createTyped(ctx, c, t, cp)
 }
 
-// EnsureSuiteNamespace creates the suite's namespace unless it exists.
-func EnsureSuiteNamespace(ctx context.Context, c *Clients, t *Tracker) error {
+// ensureSuiteNamespace creates the suite's namespace unless it exists.
+func ensureSuiteNamespace(ctx context.Context, c *Clients, t *Tracker) error {
 	return ensureNamespace(ctx, c, t, SuiteNamespace, map[string]string{"app.kubernetes.io/part-of": "egress-flow-matrix"})
 }
 

@@ -25,7 +25,7 @@ import (
 )
 
 func TestPlanStore(t *testing.T) {
-	existing := &Collector{Store: &LokiStore{Mode: ModeLokiStack, Namespace: "nobs", LokiStackName: "ls", Tenant: LokiStackTenant}}
+	existing := &Collector{Store: &LokiStore{Mode: ModeLokiStack, Namespace: "nobs", LokiStackName: "ls", Tenant: lokiStackTenant}}
 	manual := &Collector{}
 	tlsMono := &Collector{Unreachable: "FlowCollector cluster: monolithic Loki with TLS is not reachable by the suite's port-forward"}
 	url := &ExistingLoki{URL: "https://loki.example.test", Tenant: "netobserv"}
@@ -77,7 +77,7 @@ func TestMonolithicLokiConfigRunsOnRealLoki(t *testing.T) {
 	dir := t.TempDir()
 	httpPort, grpcPort, mlPort := freePort(t), freePort(t), freePort(t)
 	cfgPath := filepath.Join(dir, "loki.yaml")
-	if err := os.WriteFile(cfgPath, []byte(MonolithicLokiConfig(filepath.Join(dir, "data"), "127.0.0.1", httpPort, grpcPort, mlPort)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(monolithicLokiConfig(filepath.Join(dir, "data"), "127.0.0.1", httpPort, grpcPort, mlPort)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var logs strings.Builder
@@ -212,7 +212,7 @@ func TestInstallLokiStack(t *testing.T) {
 	cfg.InstallTimeout = time.Second
 	store, _ := PlanStore(cfg, nil)
 	tr := &Tracker{}
-	if err := InstallLokiStack(ctx, f.Clients, tr, cfg, store); err != nil {
+	if err := installLokiStack(ctx, f.Clients, tr, cfg, store); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(createdNames(tr), " "); got != "Namespace/netobserv Secret netobserv/s3 lokistacks netobserv/loki" {
@@ -225,18 +225,18 @@ func TestInstallLokiStack(t *testing.T) {
 	if strings.Contains(f.out.String(), "bucketnames") {
 		t.Error("secret content in the output")
 	}
-	ls, _ := f.dyn.Resource(GVRLokiStack).Namespace("netobserv").Get(ctx, "loki", metav1.GetOptions{})
+	ls, _ := f.dyn.Resource(gvrLokiStack).Namespace("netobserv").Get(ctx, "loki", metav1.GetOptions{})
 	if sc, _, _ := unstructured.NestedString(ls.Object, "spec", "storageClassName"); sc != "gp3" {
 		t.Errorf("storage class %q", sc)
 	}
 
 	f = newFakes(t, []runtime.Object{secret}, nil, sub, csv, servedCRD("lokistacks.loki.grafana.com", "v1"))
-	if err := InstallLokiStack(ctx, f.Clients, &Tracker{}, cfg, store); err == nil || !strings.Contains(err.Error(), "EGRESS_LOKI_STORAGE_CLASS") {
+	if err := installLokiStack(ctx, f.Clients, &Tracker{}, cfg, store); err == nil || !strings.Contains(err.Error(), "EGRESS_LOKI_STORAGE_CLASS") {
 		t.Errorf("no storage class: %v", err)
 	}
 	cfg.ObjectStorageSecretNamespace = ""
 	f = newFakes(t, []runtime.Object{secret, defaultStorageClass("gp3")}, nil, sub, csv, servedCRD("lokistacks.loki.grafana.com", "v1"))
-	if err := InstallLokiStack(ctx, f.Clients, &Tracker{}, cfg, store); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if err := installLokiStack(ctx, f.Clients, &Tracker{}, cfg, store); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing secret: %v", err)
 	}
 }

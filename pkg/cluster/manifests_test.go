@@ -45,16 +45,16 @@ func TestFlowCollectorMatchesCRD(t *testing.T) {
 	v := sharedCRD(t, "flows.netobserv.io_flowcollectors.yaml")
 	cfg, _ := FromEnv(func(string) string { return "" })
 	mono, _ := PlanStore(cfg, nil)
-	stack := &LokiStore{Mode: ModeLokiStack, Namespace: NetObservNamespace, LokiStackName: "loki", Tenant: LokiStackTenant}
+	stack := &LokiStore{Mode: ModeLokiStack, Namespace: netObservNamespace, LokiStackName: "loki", Tenant: lokiStackTenant}
 	for _, store := range []*LokiStore{mono, stack} {
-		fc, err := FlowCollectorObject(store)
+		fc, err := flowCollectorObject(store)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := v.Validate(fc.Object); err != nil {
 			t.Errorf("%s: %v", store.Mode, err)
 		}
-		col, err := InspectFlowCollector(fc)
+		col, err := inspectFlowCollector(fc)
 		if err != nil {
 			t.Fatalf("our own FlowCollector is refused: %v", err)
 		}
@@ -62,7 +62,7 @@ func TestFlowCollectorMatchesCRD(t *testing.T) {
 			t.Errorf("%s: inspected as %+v", store.Mode, col)
 		}
 	}
-	if _, err := FlowCollectorObject(&LokiStore{Mode: ModeExisting}); err == nil {
+	if _, err := flowCollectorObject(&LokiStore{Mode: ModeExisting}); err == nil {
 		t.Error("a FlowCollector for an existing Loki must be refused: the suite does not know its in-cluster URL")
 	}
 }
@@ -91,7 +91,7 @@ func TestCRDValidationRejectsMistakes(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			fc, _ := FlowCollectorObject(mono)
+			fc, _ := flowCollectorObject(mono)
 			tc.edit(fc.Object)
 			err := v.Validate(fc.Object)
 			if err == nil || !strings.Contains(err.Error(), tc.inErr) {
@@ -104,7 +104,7 @@ func TestCRDValidationRejectsMistakes(t *testing.T) {
 func TestOLMObjectsMatchCRDs(t *testing.T) {
 	sub := olmCRD(t, "operators.coreos.com_subscriptions.yaml")
 	og := olmCRD(t, "operators.coreos.com_operatorgroups.yaml")
-	for _, o := range []Operator{NetObservOperator, LokiOperator} {
+	for _, o := range []Operator{netObservOperator, lokiOperator} {
 		if err := sub.Validate(o.SubscriptionObject("stable").Object); err != nil {
 			t.Errorf("%s Subscription: %v", o.Package, err)
 		}
@@ -112,7 +112,7 @@ func TestOLMObjectsMatchCRDs(t *testing.T) {
 			t.Errorf("%s OperatorGroup: %v", o.Package, err)
 		}
 	}
-	bad := NetObservOperator.SubscriptionObject("stable")
+	bad := netObservOperator.SubscriptionObject("stable")
 	_ = unstructured.SetNestedField(bad.Object, "x", "spec", "sourceNamspace")
 	if err := sub.Validate(bad.Object); err == nil || !strings.Contains(err.Error(), "sourceNamspace") {
 		t.Errorf("a misspelt Subscription field must be rejected, got %v", err)
@@ -125,9 +125,9 @@ func TestOLMObjectsMatchCRDs(t *testing.T) {
 // CRD is available in ../shared/crds it is validated against it too.
 func TestLokiStackObject(t *testing.T) {
 	cfg := &Config{LokiStackSize: "1x.demo", ObjectStorageSecret: "s3-creds", ObjectStorageType: "s3"}
-	store := &LokiStore{Mode: ModeLokiStack, Namespace: NetObservNamespace, LokiStackName: "loki", Tenant: LokiStackTenant}
+	store := &LokiStore{Mode: ModeLokiStack, Namespace: netObservNamespace, LokiStackName: "loki", Tenant: lokiStackTenant}
 	now := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
-	ls, err := LokiStackObject(store, cfg, "gp3-csi", now)
+	ls, err := lokiStackObject(store, cfg, "gp3-csi", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func assertRestricted(t *testing.T, what string, spec corev1.PodSpec) {
 
 func TestWorkloadsRunRestricted(t *testing.T) {
 	for _, persistent := range []bool{true, false} {
-		m := MonolithicLokiObjects(SuiteNamespace, DefaultLokiImage, persistent)
+		m := monolithicLokiObjects(SuiteNamespace, DefaultLokiImage, persistent)
 		assertRestricted(t, "loki", m.Deployment.Spec.Template.Spec)
 		store := m.Deployment.Spec.Template.Spec.Volumes[1]
 		if persistent != (store.PersistentVolumeClaim != nil) || persistent == (store.EmptyDir != nil) || persistent != (m.PVC != nil) {

@@ -28,14 +28,14 @@ type ServedCRD struct{ Name, Version string }
 
 // The two operators the suite installs, from the catalog OpenShift ships.
 var (
-	NetObservOperator = Operator{
+	netObservOperator = Operator{
 		Package: "netobserv-operator", Catalog: "redhat-operators", CatalogNamespace: "openshift-marketplace",
 		Namespace: "openshift-netobserv-operator",
 		// NetObserv's own metrics and alerts are scraped by the platform Prometheus only with it.
 		NamespaceLabels: map[string]string{"openshift.io/cluster-monitoring": "true"},
 		CRDs:            []ServedCRD{{"flowcollectors.flows.netobserv.io", "v1beta2"}},
 	}
-	LokiOperator = Operator{
+	lokiOperator = Operator{
 		Package: "loki-operator", Catalog: "redhat-operators", CatalogNamespace: "openshift-marketplace",
 		Namespace:       "openshift-operators-redhat",
 		NamespaceLabels: map[string]string{"openshift.io/cluster-monitoring": "true"},
@@ -72,7 +72,7 @@ func (o Operator) SubscriptionObject(channel string) *unstructured.Unstructured 
 
 // DefaultChannel reads the package manifest's default channel from the catalog.
 func (o Operator) DefaultChannel(ctx context.Context, c *Clients) (string, error) {
-	list, err := c.Dynamic.Resource(GVRPackageMan).Namespace(o.CatalogNamespace).List(ctx, metav1.ListOptions{LabelSelector: "catalog=" + o.Catalog})
+	list, err := c.Dynamic.Resource(gvrPackageMan).Namespace(o.CatalogNamespace).List(ctx, metav1.ListOptions{LabelSelector: "catalog=" + o.Catalog})
 	if err != nil {
 		return "", fmt.Errorf("list package manifests of catalog %s: %w", o.Catalog, err)
 	}
@@ -90,20 +90,20 @@ func (o Operator) DefaultChannel(ctx context.Context, c *Clients) (string, error
 		o.Catalog, o.CatalogNamespace, o.Package, o.CatalogNamespace)
 }
 
-// InstallResult says what EnsureOperator found or did.
-type InstallResult struct {
+// installResult says what EnsureOperator found or did.
+type installResult struct {
 	Installed bool   // the suite created the Subscription
 	Namespace string // where the operator's CSV lives
 	CSV       string
 	Channel   string
 }
 
-// EnsureOperator installs the operator unless it is there already (a Subscription to its
+// ensureOperator installs the operator unless it is there already (a Subscription to its
 // package anywhere, or its CRDs served), then waits for its CSV to succeed and its CRDs to be
 // served. Only what is missing is created, and recorded in t for cleanup.
-func EnsureOperator(ctx context.Context, c *Clients, t *Tracker, o Operator, timeout time.Duration) (*InstallResult, error) {
-	res := &InstallResult{}
-	subs, err := c.Dynamic.Resource(GVRSubscription).Namespace("").List(ctx, metav1.ListOptions{})
+func ensureOperator(ctx context.Context, c *Clients, t *Tracker, o Operator, timeout time.Duration) (*installResult, error) {
+	res := &installResult{}
+	subs, err := c.Dynamic.Resource(gvrSubscription).Namespace("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list OLM Subscriptions (is OLM installed?): %w", err)
 	}
@@ -133,7 +133,7 @@ func EnsureOperator(ctx context.Context, c *Clients, t *Tracker, o Operator, tim
 	res.Namespace = sub.GetNamespace()
 
 	err = waitFor(ctx, c, fmt.Sprintf("%s CSV in %s", o.Package, res.Namespace), 5*time.Second, timeout, func(ctx context.Context) (bool, string, error) {
-		s, err := c.Dynamic.Resource(GVRSubscription).Namespace(res.Namespace).Get(ctx, sub.GetName(), metav1.GetOptions{})
+		s, err := c.Dynamic.Resource(gvrSubscription).Namespace(res.Namespace).Get(ctx, sub.GetName(), metav1.GetOptions{})
 		if err != nil {
 			return false, "reading Subscription: " + err.Error(), nil
 		}
@@ -146,7 +146,7 @@ func EnsureOperator(ctx context.Context, c *Clients, t *Tracker, o Operator, tim
 			return false, "Subscription state " + orNone(state) + ", no CSV yet", nil
 		}
 		res.CSV = csvName
-		csv, err := c.Dynamic.Resource(GVRCSV).Namespace(res.Namespace).Get(ctx, csvName, metav1.GetOptions{})
+		csv, err := c.Dynamic.Resource(gvrCSV).Namespace(res.Namespace).Get(ctx, csvName, metav1.GetOptions{})
 		if err != nil {
 			return false, fmt.Sprintf("CSV %s: %v", csvName, err), nil
 		}
@@ -164,7 +164,7 @@ func EnsureOperator(ctx context.Context, c *Clients, t *Tracker, o Operator, tim
 	return res, err
 }
 
-func subscribe(ctx context.Context, c *Clients, t *Tracker, o Operator, res *InstallResult) (*unstructured.Unstructured, error) {
+func subscribe(ctx context.Context, c *Clients, t *Tracker, o Operator, res *installResult) (*unstructured.Unstructured, error) {
 	channel, err := o.DefaultChannel(ctx, c)
 	if err != nil {
 		return nil, err
@@ -176,13 +176,13 @@ func subscribe(ctx context.Context, c *Clients, t *Tracker, o Operator, res *Ins
 		return nil, err
 	}
 
-	ogs, err := c.Dynamic.Resource(GVROperatorGroup).Namespace(o.Namespace).List(ctx, metav1.ListOptions{})
+	ogs, err := c.Dynamic.Resource(gvrOperatorGroup).Namespace(o.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list OperatorGroups in %s: %w", o.Namespace, err)
 	}
 	switch len(ogs.Items) {
 	case 0:
-		if err := create(ctx, c, t, GVROperatorGroup, o.OperatorGroupObject(), false); err != nil {
+		if err := create(ctx, c, t, gvrOperatorGroup, o.OperatorGroupObject(), false); err != nil {
 			return nil, err
 		}
 	case 1:
@@ -196,7 +196,7 @@ func subscribe(ctx context.Context, c *Clients, t *Tracker, o Operator, res *Ins
 	}
 
 	sub := o.SubscriptionObject(channel)
-	if err := create(ctx, c, t, GVRSubscription, sub, false); err != nil {
+	if err := create(ctx, c, t, gvrSubscription, sub, false); err != nil {
 		return nil, err
 	}
 	return sub, nil
@@ -252,7 +252,7 @@ func crdsServed(ctx context.Context, c *Clients, crds []ServedCRD) (bool, string
 // deleteSubscriptionAndCSV removes a Subscription and the CSV it installed: deleting only the
 // Subscription leaves the operator running.
 func deleteSubscriptionAndCSV(ctx context.Context, c *Clients, ns, name string) error {
-	sub, err := c.Dynamic.Resource(GVRSubscription).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	sub, err := c.Dynamic.Resource(gvrSubscription).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -260,11 +260,11 @@ func deleteSubscriptionAndCSV(ctx context.Context, c *Clients, ns, name string) 
 		return err
 	}
 	csv, _, _ := unstructured.NestedString(sub.Object, "status", "installedCSV")
-	if err := c.Dynamic.Resource(GVRSubscription).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	if err := c.Dynamic.Resource(gvrSubscription).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	if csv != "" {
-		if err := c.Dynamic.Resource(GVRCSV).Namespace(ns).Delete(ctx, csv, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := c.Dynamic.Resource(gvrCSV).Namespace(ns).Delete(ctx, csv, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("delete CSV %s/%s: %w", ns, csv, err)
 		}
 	}

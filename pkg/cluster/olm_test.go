@@ -23,7 +23,7 @@ func simulateOLM(f *fakes, o Operator, phase string) {
 		csv := o.Package + ".v1.0.0"
 		_ = unstructured.SetNestedField(sub.Object, csv, "status", "installedCSV")
 		_ = unstructured.SetNestedField(sub.Object, "AtLatestKnown", "status", "state")
-		_ = f.dyn.Tracker().Create(GVRCSV, u("operators.coreos.com/v1alpha1", "ClusterServiceVersion", sub.GetNamespace(), csv, map[string]any{
+		_ = f.dyn.Tracker().Create(gvrCSV, u("operators.coreos.com/v1alpha1", "ClusterServiceVersion", sub.GetNamespace(), csv, map[string]any{
 			"status": map[string]any{"phase": phase, "reason": "InstallSucceeded"},
 		}), sub.GetNamespace())
 		if phase == "Succeeded" {
@@ -39,9 +39,9 @@ func TestEnsureOperatorInstallsWhatIsMissing(t *testing.T) {
 	ctx := context.Background()
 	f := newFakes(t, nil, nil, packageManifest("netobserv-operator", "redhat-operators", "stable"),
 		packageManifest("other-operator", "redhat-operators", "other"))
-	simulateOLM(f, NetObservOperator, "Succeeded")
+	simulateOLM(f, netObservOperator, "Succeeded")
 	tr := &Tracker{}
-	res, err := EnsureOperator(ctx, f.Clients, tr, NetObservOperator, time.Second)
+	res, err := ensureOperator(ctx, f.Clients, tr, netObservOperator, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestEnsureOperatorInstallsWhatIsMissing(t *testing.T) {
 	if err != nil || ns.Labels["openshift.io/cluster-monitoring"] != "true" {
 		t.Errorf("namespace %v %v", ns, err)
 	}
-	sub, _ := f.dyn.Resource(GVRSubscription).Namespace("openshift-netobserv-operator").Get(ctx, "netobserv-operator", metav1.GetOptions{})
+	sub, _ := f.dyn.Resource(gvrSubscription).Namespace("openshift-netobserv-operator").Get(ctx, "netobserv-operator", metav1.GetOptions{})
 	spec, _, _ := unstructured.NestedStringMap(sub.Object, "spec")
 	if spec["channel"] != "stable" || spec["source"] != "redhat-operators" || spec["sourceNamespace"] != "openshift-marketplace" || spec["name"] != "netobserv-operator" {
 		t.Errorf("subscription spec %v", spec)
@@ -70,7 +70,7 @@ func TestEnsureOperatorInstallsWhatIsMissing(t *testing.T) {
 
 	// Second run: everything is there, nothing is created.
 	tr2 := &Tracker{}
-	if _, err := EnsureOperator(ctx, f.Clients, tr2, NetObservOperator, time.Second); err != nil {
+	if _, err := ensureOperator(ctx, f.Clients, tr2, netObservOperator, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if len(tr2.Created()) != 0 {
@@ -81,7 +81,7 @@ func TestEnsureOperatorInstallsWhatIsMissing(t *testing.T) {
 func TestEnsureOperatorOutsideOLM(t *testing.T) {
 	f := newFakes(t, nil, nil, servedCRD("flowcollectors.flows.netobserv.io", "v1beta2"))
 	tr := &Tracker{}
-	if _, err := EnsureOperator(context.Background(), f.Clients, tr, NetObservOperator, time.Second); err != nil {
+	if _, err := ensureOperator(context.Background(), f.Clients, tr, netObservOperator, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if len(tr.Created()) != 0 {
@@ -112,7 +112,7 @@ func TestEnsureOperatorRefusals(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakes(t, nil, nil, tc.objs...)
-			_, err := EnsureOperator(ctx, f.Clients, &Tracker{}, NetObservOperator, time.Second)
+			_, err := ensureOperator(ctx, f.Clients, &Tracker{}, netObservOperator, time.Second)
 			if err == nil || !strings.Contains(err.Error(), tc.inErr) {
 				t.Fatalf("want %q, got %v", tc.inErr, err)
 			}
@@ -122,9 +122,9 @@ func TestEnsureOperatorRefusals(t *testing.T) {
 
 func TestEnsureOperatorTimeoutSaysWhat(t *testing.T) {
 	f := newFakes(t, nil, nil, packageManifest("loki-operator", "redhat-operators", "stable-6.4"))
-	simulateOLM(f, LokiOperator, "Failed")
-	_, err := EnsureOperator(context.Background(), f.Clients, &Tracker{}, LokiOperator, 100*time.Millisecond)
-	if !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "loki-operator CSV") || !strings.Contains(err.Error(), "phase Failed") {
+	simulateOLM(f, lokiOperator, "Failed")
+	_, err := ensureOperator(context.Background(), f.Clients, &Tracker{}, lokiOperator, 100*time.Millisecond)
+	if !errors.Is(err, errNotReady) || !strings.Contains(err.Error(), "loki-operator CSV") || !strings.Contains(err.Error(), "phase Failed") {
 		t.Fatalf("want a not-ready error naming the CSV and its phase, got %v", err)
 	}
 }
@@ -133,15 +133,15 @@ func TestCleanupRemovesOnlyWhatWasCreated(t *testing.T) {
 	ctx := context.Background()
 	keep := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "keep-me"}}
 	f := newFakes(t, []runtime.Object{keep}, nil, packageManifest("netobserv-operator", "redhat-operators", "stable"))
-	simulateOLM(f, NetObservOperator, "Succeeded")
+	simulateOLM(f, netObservOperator, "Succeeded")
 	tr := &Tracker{}
-	if _, err := EnsureOperator(ctx, f.Clients, tr, NetObservOperator, time.Second); err != nil {
+	if _, err := ensureOperator(ctx, f.Clients, tr, netObservOperator, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := tr.Cleanup(ctx, f.Clients, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	for _, gvr := range []GVR{GVRSubscription, GVRCSV, GVROperatorGroup} {
+	for _, gvr := range []GVR{gvrSubscription, gvrCSV, gvrOperatorGroup} {
 		list, _ := f.dyn.Resource(gvr).Namespace("openshift-netobserv-operator").List(ctx, metav1.ListOptions{})
 		if len(list.Items) != 0 {
 			t.Errorf("%s left: %v", gvr.Resource, list.Items)

@@ -18,9 +18,9 @@ import (
 	"k8s.io/streaming/pkg/httpstream"
 )
 
-// ServiceBackend resolves a service port to one ready pod behind it and the pod's port, the
+// serviceBackend resolves a service port to one ready pod behind it and the pod's port, the
 // way kubectl port-forward svc/... does, through the service's EndpointSlices.
-func ServiceBackend(ctx context.Context, c *Clients, namespace, service string, port int) (pod string, podPort int, err error) {
+func serviceBackend(ctx context.Context, c *Clients, namespace, service string, port int) (pod string, podPort int, err error) {
 	svc, err := c.Kube.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
 	if err != nil {
 		return "", 0, fmt.Errorf("read service %s/%s: %w", namespace, service, err)
@@ -104,14 +104,14 @@ func (s *syncBuilder) String() string {
 	return s.b.String()
 }
 
-// PortForwardService forwards a local port on 127.0.0.1 to the service's port, through the
+// portForwardService forwards a local port on 127.0.0.1 to the service's port, through the
 // API server (websocket, falling back to SPDY like kubectl), so no oc binary and no route
 // are needed.
-func PortForwardService(ctx context.Context, c *Clients, namespace, service string, port int) (*Forward, error) {
+func portForwardService(ctx context.Context, c *Clients, namespace, service string, port int) (*Forward, error) {
 	if c.REST == nil {
 		return nil, fmt.Errorf("port-forward to %s/%s needs a REST config", namespace, service)
 	}
-	pod, podPort, err := ServiceBackend(ctx, c, namespace, service, port)
+	pod, podPort, err := serviceBackend(ctx, c, namespace, service, port)
 	if err != nil {
 		return nil, err
 	}

@@ -19,41 +19,41 @@ import (
 
 // Names of the identity the suite reads Loki with.
 const (
-	ReaderServiceAccount = "egress-flow-reader"
-	ReaderClusterRole    = "egress-flow-matrix-loki-reader"
+	readerServiceAccount = "egress-flow-reader"
+	readerClusterRole    = "egress-flow-matrix-loki-reader"
 )
 
-// ReaderRBAC is the service account that reads flows and what it may do: read the network
+// readerRBAC is the service account that reads flows and what it may do: read the network
 // tenant of a LokiStack gateway (the gateway authorizes "get" on loki.grafana.com "network",
 // resource name "logs", in openshift-network mode).
-func ReaderRBAC(namespace string) (*corev1.ServiceAccount, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding) {
+func readerRBAC(namespace string) (*corev1.ServiceAccount, *rbacv1.ClusterRole, *rbacv1.ClusterRoleBinding) {
 	labels := map[string]string{"app.kubernetes.io/part-of": "egress-flow-matrix"}
 	sa := &corev1.ServiceAccount{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-		ObjectMeta: metav1.ObjectMeta{Name: ReaderServiceAccount, Namespace: namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: readerServiceAccount, Namespace: namespace, Labels: labels},
 	}
 	role := &rbacv1.ClusterRole{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
-		ObjectMeta: metav1.ObjectMeta{Name: ReaderClusterRole, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: readerClusterRole, Labels: labels},
 		Rules: []rbacv1.PolicyRule{{
 			APIGroups: []string{"loki.grafana.com"}, Resources: []string{"network"}, ResourceNames: []string{"logs"}, Verbs: []string{"get"},
 		}},
 	}
 	binding := &rbacv1.ClusterRoleBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
-		ObjectMeta: metav1.ObjectMeta{Name: ReaderClusterRole, Labels: labels},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: ReaderClusterRole},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: ReaderServiceAccount, Namespace: namespace}},
+		ObjectMeta: metav1.ObjectMeta{Name: readerClusterRole, Labels: labels},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: readerClusterRole},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: readerServiceAccount, Namespace: namespace}},
 	}
 	return sa, role, binding
 }
 
 // EnsureReader creates the reader's service account and RBAC unless they exist.
 func EnsureReader(ctx context.Context, c *Clients, t *Tracker) error {
-	if err := EnsureSuiteNamespace(ctx, c, t); err != nil {
+	if err := ensureSuiteNamespace(ctx, c, t); err != nil {
 		return err
 	}
-	sa, role, binding := ReaderRBAC(SuiteNamespace)
+	sa, role, binding := readerRBAC(SuiteNamespace)
 	for _, o := range []runtime.Object{sa, role, binding} {
 		if err := createTyped(ctx, c, t, o); err != nil {
 			return err
@@ -62,10 +62,10 @@ func EnsureReader(ctx context.Context, c *Clients, t *Tracker) error {
 	return nil
 }
 
-// TokenSource mints short-lived service-account tokens with the TokenRequest API and renews
+// tokenSource mints short-lived service-account tokens with the TokenRequest API and renews
 // them when a third of their life is left. The token never leaves Token(): String and errors
 // name the account only.
-type TokenSource struct {
+type tokenSource struct {
 	kube      kubernetes.Interface
 	namespace string
 	name      string
@@ -77,17 +77,17 @@ type TokenSource struct {
 	expires time.Time
 }
 
-// NewTokenSource returns a token source for namespace/name with tokens valid for ttl.
-func NewTokenSource(kube kubernetes.Interface, namespace, name string, ttl time.Duration) *TokenSource {
-	return &TokenSource{kube: kube, namespace: namespace, name: name, ttl: ttl, now: time.Now}
+// newTokenSource returns a token source for namespace/name with tokens valid for ttl.
+func newTokenSource(kube kubernetes.Interface, namespace, name string, ttl time.Duration) *tokenSource {
+	return &tokenSource{kube: kube, namespace: namespace, name: name, ttl: ttl, now: time.Now}
 }
 
-func (s *TokenSource) String() string {
+func (s *tokenSource) String() string {
 	return fmt.Sprintf("token of service account %s/%s", s.namespace, s.name)
 }
 
 // Token returns a valid token, minting a new one when needed.
-func (s *TokenSource) Token(ctx context.Context) (string, error) {
+func (s *tokenSource) Token(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.token != "" && s.now().Add(s.ttl/3).Before(s.expires) {
@@ -110,10 +110,10 @@ func (s *TokenSource) Token(ctx context.Context) (string, error) {
 	return s.token, nil
 }
 
-// GatewayTLS is the TLS configuration for a LokiStack gateway: its CA from the
+// gatewayTLS is the TLS configuration for a LokiStack gateway: its CA from the
 // <name>-gateway-ca-bundle config map (service CA), and the service's DNS name as server
 // name, since a port-forward connects to 127.0.0.1.
-func GatewayTLS(ctx context.Context, kube kubernetes.Interface, store *LokiStore) (*tls.Config, error) {
+func gatewayTLS(ctx context.Context, kube kubernetes.Interface, store *LokiStore) (*tls.Config, error) {
 	cm, err := kube.CoreV1().ConfigMaps(store.Namespace).Get(ctx, store.GatewayCAConfigMap(), metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("read the LokiStack gateway CA config map %s/%s: %w", store.Namespace, store.GatewayCAConfigMap(), err)

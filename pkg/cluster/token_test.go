@@ -40,7 +40,7 @@ func TestTokenSource(t *testing.T) {
 		tr.Status = authenticationv1.TokenRequestStatus{Token: fmt.Sprintf("secret-token-%d", minted), ExpirationTimestamp: metav1.NewTime(now.Add(time.Hour))}
 		return true, tr, nil
 	})
-	ts := NewTokenSource(f.kube, SuiteNamespace, ReaderServiceAccount, time.Hour)
+	ts := newTokenSource(f.kube, SuiteNamespace, readerServiceAccount, time.Hour)
 	ts.now = func() time.Time { return now }
 	ctx := context.Background()
 	tok, err := ts.Token(ctx)
@@ -63,7 +63,7 @@ func TestTokenSource(t *testing.T) {
 	f.kube.PrependReactor("create", "serviceaccounts", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		return true, nil, fmt.Errorf("forbidden")
 	})
-	_, err = NewTokenSource(f.kube, SuiteNamespace, ReaderServiceAccount, time.Hour).Token(ctx)
+	_, err = newTokenSource(f.kube, SuiteNamespace, readerServiceAccount, time.Hour).Token(ctx)
 	if err == nil || !strings.Contains(err.Error(), "egress-flow-matrix/egress-flow-reader") {
 		t.Errorf("error %v", err)
 	}
@@ -88,7 +88,7 @@ func TestGatewayTLS(t *testing.T) {
 		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "loki-gateway-ca-bundle", Namespace: "netobserv"}, Data: map[string]string{"service-ca.crt": data}}
 	}
 	f := newFakes(t, []runtime.Object{cm(selfSignedPEM(t))}, nil)
-	cfg, err := GatewayTLS(context.Background(), f.kube, store)
+	cfg, err := gatewayTLS(context.Background(), f.kube, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestGatewayTLS(t *testing.T) {
 		t.Errorf("tls %+v", cfg)
 	}
 	f = newFakes(t, []runtime.Object{cm("not a pem")}, nil)
-	if _, err := GatewayTLS(context.Background(), f.kube, store); err == nil || !strings.Contains(err.Error(), "service-ca.crt") {
+	if _, err := gatewayTLS(context.Background(), f.kube, store); err == nil || !strings.Contains(err.Error(), "service-ca.crt") {
 		t.Errorf("bad PEM: %v", err)
 	}
 }
@@ -116,18 +116,18 @@ func TestServiceBackend(t *testing.T) {
 		}
 	}
 	f := newFakes(t, []runtime.Object{svc, slice("a", false, "gw-unready"), slice("b", true, "gw-ready")}, nil)
-	pod, port, err := ServiceBackend(context.Background(), f.Clients, "netobserv", "loki-gateway-http", 8080)
+	pod, port, err := serviceBackend(context.Background(), f.Clients, "netobserv", "loki-gateway-http", 8080)
 	if err != nil || pod != "gw-ready" || port != 8083 {
 		t.Errorf("got %s:%d %v", pod, port, err)
 	}
-	if _, _, err := ServiceBackend(context.Background(), f.Clients, "netobserv", "loki-gateway-http", 9999); err == nil || !strings.Contains(err.Error(), "no port 9999") {
+	if _, _, err := serviceBackend(context.Background(), f.Clients, "netobserv", "loki-gateway-http", 9999); err == nil || !strings.Contains(err.Error(), "no port 9999") {
 		t.Errorf("unknown port: %v", err)
 	}
 	f = newFakes(t, []runtime.Object{svc, slice("a", false, "gw-unready")}, nil)
-	if _, _, err := ServiceBackend(context.Background(), f.Clients, "netobserv", "loki-gateway-http", 8080); err == nil || !strings.Contains(err.Error(), "no ready pod") {
+	if _, _, err := serviceBackend(context.Background(), f.Clients, "netobserv", "loki-gateway-http", 8080); err == nil || !strings.Contains(err.Error(), "no ready pod") {
 		t.Errorf("no ready pod: %v", err)
 	}
-	if _, err := PortForwardService(context.Background(), f.Clients, "netobserv", "loki-gateway-http", 8080); err == nil {
+	if _, err := portForwardService(context.Background(), f.Clients, "netobserv", "loki-gateway-http", 8080); err == nil {
 		t.Error("a port-forward without a REST config must fail")
 	}
 }

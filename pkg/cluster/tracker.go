@@ -76,7 +76,7 @@ func (t *Tracker) Cleanup(ctx context.Context, c *Clients, timeout time.Duration
 			if apierrors.IsNotFound(err) {
 				err = nil
 			}
-		case o.GVR == GVRSubscription:
+		case o.GVR == gvrSubscription:
 			err = deleteSubscriptionAndCSV(ctx, c, o.Namespace, o.Name)
 		default:
 			err = deleteObject(ctx, c, o)

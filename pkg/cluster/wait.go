@@ -12,8 +12,8 @@ import (
 	"k8s.io/client-go/util/retry"
 )
 
-// ErrNotReady is wrapped by every wait that timed out: the caller collects diagnostics.
-var ErrNotReady = errors.New("not ready")
+// errNotReady is wrapped by every wait that timed out: the caller collects diagnostics.
+var errNotReady = errors.New("not ready")
 
 // pollInterval maps the production poll intervals; tests shorten them.
 var pollInterval = func(d time.Duration) time.Duration { return d }
@@ -39,7 +39,7 @@ func waitFor(ctx context.Context, c *Clients, what string, interval, timeout tim
 		return nil
 	}
 	if wait.Interrupted(err) {
-		return fmt.Errorf("%s did not come up within %s; last status: %s: %w", what, timeout, last, ErrNotReady)
+		return fmt.Errorf("%s did not come up within %s; last status: %s: %w", what, timeout, last, errNotReady)
 	}
 	return fmt.Errorf("waiting for %s: %w", what, err)
 }

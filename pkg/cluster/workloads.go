@@ -35,7 +35,7 @@ func ToolsImage(ctx context.Context, c *Clients, cfg *Config) (string, error) {
 	if cfg.ToolsImage != "" {
 		return cfg.ToolsImage, nil
 	}
-	is, err := c.Dynamic.Resource(GVRImageStream).Namespace("openshift").Get(ctx, "tools", metav1.GetOptions{})
+	is, err := c.Dynamic.Resource(gvrImageStream).Namespace("openshift").Get(ctx, "tools", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		c.progress("no image stream openshift/tools: the canary and the resolver use %s (set EGRESS_TOOLS_IMAGE to choose another)", DefaultToolsImage)
 		return DefaultToolsImage, nil
@@ -77,9 +77,9 @@ func restrictedPod() *corev1.PodSecurityContext {
 	return &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
 }
 
-// CanaryScript connects to host:port a few times and prints the address it reached, so the
+// canaryScript connects to host:port a few times and prints the address it reached, so the
 // spec can find that exact flow. It fails only if no attempt connected.
-func CanaryScript(host string, port int) string {
+func canaryScript(host string, port int) string {
 	return fmt.Sprintf(`ok=0
 for i in 1 2 3; do
   if ip=$(curl -sS -o /dev/null --connect-timeout 10 --max-time 30 -w '%%{remote_ip}' 'https://%s:%d/'); then
@@ -102,7 +102,7 @@ func CanaryJob(namespace, image, host string, port int) *batchv1.Job {
 	c := corev1.Container{
 		Name:            "canary",
 		Image:           image,
-		Command:         []string{"/bin/sh", "-c", CanaryScript(host, port)},
+		Command:         []string{"/bin/sh", "-c", canaryScript(host, port)},
 		SecurityContext: restrictedContainer(),
 		Resources:       corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},
 	}
@@ -182,15 +182,15 @@ func RunCanary(ctx context.Context, c *Clients, t *Tracker, job *batchv1.Job, ti
 	if err != nil {
 		return res, err
 	}
-	res.Addresses = ParseCanaryLog(logs)
+	res.Addresses = parseCanaryLog(logs)
 	if len(res.Addresses) == 0 {
 		return res, fmt.Errorf("canary Job completed but its log names no address it connected to:\n%s", logs)
 	}
 	return res, nil
 }
 
-// ParseCanaryLog returns the addresses of the "connected <ip>" lines, sorted and unique.
-func ParseCanaryLog(log string) []string {
+// parseCanaryLog returns the addresses of the "connected <ip>" lines, sorted and unique.
+func parseCanaryLog(log string) []string {
 	seen := map[string]bool{}
 	for _, line := range strings.Split(log, "\n") {
 		if ip, ok := strings.CutPrefix(strings.TrimSpace(line), "connected "); ok {
@@ -207,9 +207,9 @@ func ParseCanaryLog(log string) []string {
 	return out
 }
 
-// ResolverScript resolves every host every interval seconds and prints one line per answer:
+// resolverScript resolves every host every interval seconds and prints one line per answer:
 // "<epoch seconds> <host> <address>", or "<epoch seconds> <host> -" when it does not resolve.
-func ResolverScript(interval time.Duration) string {
+func resolverScript(interval time.Duration) string {
 	return fmt.Sprintf(`while true; do
   for h in $EGRESS_HOSTS; do
     now=$(date +%%s)
@@ -238,7 +238,7 @@ func ResolverDeployment(namespace, image string, hosts []string, interval time.D
 					Containers: []corev1.Container{{
 						Name:            "resolver",
 						Image:           image,
-						Command:         []string{"/bin/sh", "-c", ResolverScript(interval)},
+						Command:         []string{"/bin/sh", "-c", resolverScript(interval)},
 						Env:             []corev1.EnvVar{{Name: "EGRESS_HOSTS", Value: strings.Join(hosts, " ")}},
 						SecurityContext: restrictedContainer(),
 						Resources:       corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}},

@@ -86,7 +86,7 @@ func TestResolverScriptOutputParses(t *testing.T) {
 		"sleep":  `exit 0`,
 	})
 	// One round instead of forever.
-	cmd := exec.Command("sh", "-c", strings.Replace(ResolverScript(time.Second), "while true; do", "for round in 1; do", 1))
+	cmd := exec.Command("sh", "-c", strings.Replace(resolverScript(time.Second), "while true; do", "for round in 1; do", 1))
 	cmd.Env = append(envv, "EGRESS_HOSTS=quay.io nxdomain.example.test")
 	out, err := cmd.Output()
 	if err != nil {
@@ -104,7 +104,7 @@ func TestResolverScriptOutputParses(t *testing.T) {
 
 func TestCanaryScript(t *testing.T) {
 	run := func(curl string) (string, error) {
-		cmd := exec.Command("sh", "-c", CanaryScript("quay.io", 443))
+		cmd := exec.Command("sh", "-c", canaryScript("quay.io", 443))
 		cmd.Env = fakeBin(t, map[string]string{"curl": curl, "sleep": "exit 0"})
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -113,7 +113,7 @@ func TestCanaryScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if !strings.Contains(out, "https://quay.io:443/") || !reflect.DeepEqual(ParseCanaryLog(out), []string{"203.0.113.7"}) {
+	if !strings.Contains(out, "https://quay.io:443/") || !reflect.DeepEqual(parseCanaryLog(out), []string{"203.0.113.7"}) {
 		t.Errorf("output:\n%s", out)
 	}
 	if out, err := run(`exit 7`); err == nil {
