@@ -90,7 +90,7 @@ func (o Operator) DefaultChannel(ctx context.Context, c *Clients) (string, error
 		o.Catalog, o.CatalogNamespace, o.Package, o.CatalogNamespace)
 }
 
-// installResult says what EnsureOperator found or did.
+// installResult says what ensureOperator found or did.
 type installResult struct {
 	Installed bool   // the suite created the Subscription
 	Namespace string // where the operator's CSV lives
