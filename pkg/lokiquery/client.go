@@ -150,7 +150,8 @@ func (c *Client) Requests() int {
 }
 
 // LokiError is an answer from Loki (or the gateway in front of it) that is not a success.
-// Body is Loki's message; it never contains the token, which is only sent in a header.
+// Body is the start of Loki's message (maxErrorBody bytes at most), with the bearer token
+// redacted wherever the server echoed it.
 type LokiError struct {
 	Status int
 	Path   string
@@ -198,8 +199,10 @@ func transportError(req *http.Request, err error) error {
 
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(t.ctx)
+	var tok string
 	if t.c.cfg.Token != nil {
-		tok, err := t.c.cfg.Token(t.ctx)
+		var err error
+		tok, err = t.c.cfg.Token(t.ctx)
 		if err != nil {
 			t.err = permanent(err)
 			return emptyOK(req), nil
@@ -247,10 +250,39 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}{t.body, resp.Body}
 		return resp, nil
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8192))
+	t.err = &LokiError{Status: resp.StatusCode, Path: req.URL.Path, Body: errorBody(resp.Body, tok)}
 	resp.Body.Close()
-	t.err = &LokiError{Status: resp.StatusCode, Path: req.URL.Path, Body: strings.TrimSpace(string(body))}
 	return emptyOK(req), nil
+}
+
+// maxErrorBody bounds what an error keeps of an answer's body: Loki's messages are short,
+// and a proxy's error page or a header dump is not worth more.
+const maxErrorBody = 8192
+
+// errorBody reads the start of a failed answer's body with every copy of tok (the bearer
+// token sent) replaced: a gateway may echo the token it rejected, or dump the request's
+// headers, and errors end up in logs and artifacts. The read goes len(tok) past the bound
+// so that a token cut by the bound is still seen whole, then redacted, then cut.
+func errorBody(r io.Reader, tok string) string {
+	b, _ := io.ReadAll(io.LimitReader(r, int64(maxErrorBody+len(tok))))
+	s := string(b)
+	if tok != "" {
+		s = strings.ReplaceAll(s, tok, "[redacted]")
+	}
+	if len(s) > maxErrorBody {
+		s = s[:maxErrorBody]
+		if tok != "" {
+			// What is left at the cut may still be the start of a token.
+			for i := min(len(tok)-1, len(s)); i > 0; i-- {
+				if strings.HasSuffix(s, tok[:i]) {
+					s = s[:len(s)-i]
+					break
+				}
+			}
+		}
+		s += " [cut]"
+	}
+	return strings.TrimSpace(s)
 }
 
 // AnswerHold is one caller's slot in a gate that bounds the answers being decoded and
