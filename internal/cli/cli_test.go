@@ -289,3 +289,26 @@ func TestIncompleteIsExit2(t *testing.T) {
 		t.Errorf("complete matrix: %v", err)
 	}
 }
+
+// matrix render never writes nothing with exit 0: an empty (0-byte, comment-only) file is an
+// error, and so is a baseline with no entry at all.
+func TestRenderEmptyBaselineFails(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"zero.yaml": "", "comments.yaml": "# truncated\n", "none.yaml": "entries: []\n"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, render := range [][]string{{"-o", "asciidoc"}, {"-o", "csv"},
+			{"-o", "nftables", "--pod-cidr", "10.128.0.0/14", "--service-cidr", "172.30.0.0/16", "--machine-cidr", "10.0.0.0/16"}} {
+			format := render[1]
+			out, stderr, code := run(t, append([]string{"matrix", "render", "--baseline", p}, render...)...)
+			if code != 2 || out != "" || !strings.Contains(stderr, p) {
+				t.Errorf("%s -o %s: exit %d, %d bytes out, stderr %q: want exit 2, nothing out, an error naming the file", name, format, code, len(out), stderr)
+			}
+		}
+	}
+	if out, stderr, code := run(t, "baseline", "validate", "--baseline", filepath.Join(dir, "zero.yaml")); code != 2 || !strings.Contains(stderr, "entries: []") {
+		t.Errorf("validate of a 0-byte file: exit %d: %s%s", code, out, stderr)
+	}
+}

@@ -204,6 +204,10 @@ func newMatrixRenderCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if len(b.Entries) == 0 {
+				// A table without rows or a firewall without rules says nothing true.
+				return fmt.Errorf("%s: no entry to render (the files say `entries: []`); fix: select the baseline of a cluster (--version, --platform, --topology) or a file that documents connections", strings.Join(b.Files, ", "))
+			}
 			if table {
 				return r(cmd.OutOrStdout(), b)
 			}
