@@ -312,3 +312,20 @@ func TestRenderEmptyBaselineFails(t *testing.T) {
 		t.Errorf("validate of a 0-byte file: exit %d: %s%s", code, out, stderr)
 	}
 }
+
+// A custom subnet label without EXT: is egress named by its label, with a configuration
+// warning; the diff sees it.
+func TestCustomLabelWithoutEXTIsEgress(t *testing.T) {
+	dir := t.TempDir()
+	flows := filepath.Join(dir, "flows.jsonl")
+	line := `{"SrcK8S_Namespace":"app","SrcK8S_OwnerName":"web","SrcK8S_OwnerType":"Deployment","SrcK8S_Type":"Pod","SrcAddr":"10.128.0.5","SrcPort":49308,"DstAddr":"3.5.246.1","DstPort":443,"Proto":6,"Flags":["SYN","ACK"],"FlowDirection":"1","Sampling":1,"Etype":2048,"SrcSubnetLabel":"Pods","DstSubnetLabel":"AWS_S3_eu-west-3","TimeFlowStartMs":1796190781291,"TimeFlowEndMs":1796190781294}` + "\n"
+	if err := os.WriteFile(flows, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bfile := filepath.Join(dir, "b.yaml")
+	os.WriteFile(bfile, []byte("entries: []\n"), 0o644)
+	out, stderr, code := run(t, "matrix", "diff", "--baseline", bfile, "--flows", flows, "--cluster-network", "10.128.0.0/14", "-o", "json")
+	if code != 1 || !strings.Contains(out, `"dstName": "AWS_S3_eu-west-3"`) || !strings.Contains(stderr, "lack the EXT: prefix") {
+		t.Fatalf("exit %d, want 1 with the flow undocumented and a warning:\n%s%s", code, out, stderr)
+	}
+}
