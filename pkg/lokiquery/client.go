@@ -39,6 +39,14 @@ func TokenFile(path string) TokenSource {
 		if tok == "" {
 			return "", fmt.Errorf("bearer token file %s is empty", path)
 		}
+		if i := strings.IndexFunc(tok, func(r rune) bool { return r < ' ' || r == 0x7f }); i >= 0 {
+			// net/http would refuse the header with a bare "invalid header field value".
+			what := "a control character"
+			if tok[i] == '\n' || tok[i] == '\r' {
+				what = "more than one line"
+			}
+			return "", fmt.Errorf("bearer token file %s holds %s; fix: write only the token, on one line (e.g. `oc whoami -t > FILE`)", path, what)
+		}
 		return tok, nil
 	}
 }

@@ -323,3 +323,25 @@ func TestErrorBodiesRedactTheToken(t *testing.T) {
 		}
 	}
 }
+
+// A token file of two lines (or with another control character) fails naming the file and
+// the fix, never with net/http's bare "invalid header field value", and never quoting it.
+func TestTokenFileOfTwoLines(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"two-lines": "sha256~first-line\nsha256~second-line\n", "crlf": "sha256~t0k\r\nx", "tab": "sha256~a\tb"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := TokenFile(p)(context.Background())
+		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "fix:") || strings.Contains(err.Error(), "sha256~") {
+			t.Errorf("%s: %v, want an error naming the file and the fix, without the token", name, err)
+		}
+	}
+	// Surrounding white space (a trailing newline) is fine.
+	p := filepath.Join(dir, "ok")
+	os.WriteFile(p, []byte("  sha256~ok\n"), 0o600)
+	if tok, err := TokenFile(p)(context.Background()); err != nil || tok != "sha256~ok" {
+		t.Errorf("one line: %q, %v", tok, err)
+	}
+}
