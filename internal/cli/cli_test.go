@@ -329,3 +329,46 @@ func TestCustomLabelWithoutEXTIsEgress(t *testing.T) {
 		t.Fatalf("exit %d, want 1 with the flow undocumented and a warning:\n%s%s", code, out, stderr)
 	}
 }
+
+// One CIDR rule for baseline files and the command line: a block with host bits set is
+// refused with the fix, never masked silently.
+func TestCIDRFlagsWithHostBits(t *testing.T) {
+	dir := t.TempDir()
+	bfile := filepath.Join(dir, "b.yaml")
+	os.WriteFile(bfile, []byte(validBaselineEntry), 0o644)
+	for _, c := range [][]string{
+		{"matrix", "render", "--baseline", bfile, "-o", "nftables", "--pod-cidr", "10.128.0.1/14", "--service-cidr", "172.30.0.0/16", "--machine-cidr", "10.0.0.0/16"},
+		{"matrix", "render", "--baseline", bfile, "-o", "nftables", "--pod-cidr", "10.128.0.0/14", "--service-cidr", "172.30.0.0/16", "--machine-cidr", "10.0.0.5/16"},
+		{"matrix", "build", "--flows", filepath.Join("testdata", "flows.jsonl"), "--cluster-network", "10.128.0.1/14"},
+	} {
+		out, stderr, code := run(t, c...)
+		if code != 2 || out != "" || !strings.Contains(stderr, "has host bits set") || !strings.Contains(stderr, "fix: write 10.") {
+			t.Errorf("%v: exit %d, %d bytes out: %s; want 2 naming the host bits and the block to write", c, code, len(out), stderr)
+		}
+	}
+	// A baseline entry with the same block is refused by the same rule.
+	os.WriteFile(bfile, []byte(strings.Replace(validBaselineEntry, "host: api.openshift.com", "cidr: 10.128.0.1/14", 1)), 0o644)
+	if _, stderr, code := run(t, "baseline", "validate", "--baseline", bfile); code != 2 || !strings.Contains(stderr, "has host bits set") {
+		t.Errorf("baseline file: exit %d: %s", code, stderr)
+	}
+}
+
+const validBaselineEntry = `entries:
+  - component: Cluster Version Operator
+    source:
+      namespace: openshift-cluster-version
+      workload: cluster-version-operator
+    destination:
+      host: api.openshift.com
+    protocol: TCP
+    port: "443"
+    reason: update graph
+`
+
+// --from equal to --to is an empty window, not a reversed one.
+func TestCollectEmptyWindowMessage(t *testing.T) {
+	_, stderr, code := run(t, "matrix", "collect", "--loki-url", "http://127.0.0.1:1", "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-02T00:00:00Z")
+	if code != 2 || strings.Contains(stderr, "swap") || !strings.Contains(stderr, "the window is empty") {
+		t.Errorf("exit %d: %s; want 2 saying the window is empty", code, stderr)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -54,11 +53,12 @@ func (f *namingFlags) options() (matrix.Options, error) {
 		return opts, fmt.Errorf("--udp-many-sources %d: must be 0 or more", f.udpManySources)
 	}
 	for _, c := range f.clusterNetworks {
-		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		// The rule of baseline files: a block with host bits set is refused, not masked.
+		p, err := baseline.ParseCIDR(strings.TrimSpace(c))
 		if err != nil {
-			return opts, fmt.Errorf("--cluster-network %q is not a CIDR: %w; fix: write e.g. 10.128.0.0/14", c, err)
+			return opts, fmt.Errorf("--cluster-network: %w", err)
 		}
-		opts.ClusterNetworks = append(opts.ClusterNetworks, p.Masked())
+		opts.ClusterNetworks = append(opts.ClusterNetworks, p)
 	}
 	if len(f.nodeRoles) > 0 {
 		opts.NodeRoles = map[string]string{}

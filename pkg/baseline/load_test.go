@@ -135,6 +135,11 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"reversed (write 30000-32767)", "fix:"}},
 		{"non-canonical port", entryWith(`    port: "443"`, `    port: "0443"`), 9, 0,
 			[]string{`"0443" is not a port number`, "fix:"}},
+		// "-1" said `"" is not a port number`.
+		{"negative port", entryWith(`    port: "443"`, `    port: "-1"`), 9, 0,
+			[]string{`"-1" is negative`, "fix:"}},
+		{"range without end", entryWith(`    port: "443"`, `    port: "30000-"`), 9, 0,
+			[]string{"port number is missing", "fix:"}},
 		{"missing port", entryWith("    port: \"443\"\n", ""), 2, 0, []string{"port is missing", "fix:"}},
 		{"port on icmp", entryWith("    protocol: TCP", "    protocol: ICMP"), 9, 0,
 			[]string{"ICMP has no port", "fix: remove port"}},
