@@ -372,3 +372,66 @@ func TestCollectEmptyWindowMessage(t *testing.T) {
 		t.Errorf("exit %d: %s; want 2 saying the window is empty", code, stderr)
 	}
 }
+
+// The offline paths follow the rule of the Loki one: records that hold no egress at all
+// prove nothing (exit 2), through --flows and --matrix alike.
+func TestOfflineDiffWithoutEgressFails(t *testing.T) {
+	dir := t.TempDir()
+	bfile := filepath.Join(dir, "b.yaml")
+	os.WriteFile(bfile, []byte("entries: []\n"), 0o644)
+	flows := filepath.Join(dir, "in-cluster.jsonl")
+	// Pod to pod, pod to service, node to node: all in-cluster, as NetObserv labels them.
+	lines := `{"SrcK8S_Namespace":"a","SrcK8S_OwnerName":"w","SrcK8S_OwnerType":"Deployment","SrcK8S_Type":"Pod","SrcAddr":"10.128.0.5","SrcPort":40000,"DstK8S_Namespace":"b","DstK8S_OwnerName":"x","DstK8S_OwnerType":"Deployment","DstK8S_Type":"Pod","DstAddr":"10.128.1.7","DstPort":8443,"Proto":6,"Flags":["SYN"],"FlowDirection":"1","Sampling":1,"SrcSubnetLabel":"Pods","DstSubnetLabel":"Pods"}
+{"SrcK8S_Namespace":"a","SrcK8S_OwnerName":"w","SrcK8S_OwnerType":"Deployment","SrcK8S_Type":"Pod","SrcAddr":"10.128.0.5","SrcPort":40001,"DstK8S_Namespace":"default","DstK8S_OwnerName":"kubernetes","DstK8S_Type":"Service","DstAddr":"172.30.0.1","DstPort":443,"Proto":6,"Flags":["SYN"],"FlowDirection":"1","Sampling":1,"SrcSubnetLabel":"Pods","DstSubnetLabel":"Services"}
+{"SrcK8S_Type":"Node","SrcK8S_Name":"m0","SrcAddr":"10.0.0.4","SrcPort":40002,"DstK8S_Type":"Node","DstK8S_Name":"m1","DstAddr":"10.0.0.5","DstPort":2379,"Proto":6,"Flags":["SYN"],"FlowDirection":"1","Sampling":1,"SrcSubnetLabel":"Machines","DstSubnetLabel":"Machines"}
+`
+	os.WriteFile(flows, []byte(lines), 0o644)
+	out, stderr, code := run(t, "matrix", "diff", "--baseline", bfile, "--flows", flows)
+	if code != 2 || strings.Contains(out, "PASS") || !strings.Contains(stderr, "no egress flow record") {
+		t.Errorf("--flows: exit %d, want 2 naming the missing egress:\n%s%s", code, out, stderr)
+	}
+	mout, stderr, code := run(t, "matrix", "build", "--flows", flows, "-o", "json")
+	mfile := filepath.Join(dir, "m.json")
+	os.WriteFile(mfile, []byte(mout), 0o644)
+	if code == 0 {
+		out, stderr, code = run(t, "matrix", "diff", "--baseline", bfile, "--matrix", mfile)
+		if code != 2 || strings.Contains(out, "PASS") || !strings.Contains(stderr, "no egress flow record") {
+			t.Errorf("--matrix: exit %d, want 2 naming the missing egress:\n%s%s", code, out, stderr)
+		}
+	} else if !strings.Contains(stderr, "no egress flow record") {
+		t.Errorf("build: exit %d: %s", code, stderr)
+	}
+}
+
+// A pod record without DstAddr cannot be placed: undecodable, exit 2, never "not egress".
+func TestDiffRecordWithoutDstAddrFails(t *testing.T) {
+	dir := t.TempDir()
+	bfile := filepath.Join(dir, "b.yaml")
+	os.WriteFile(bfile, []byte("entries: []\n"), 0o644)
+	flows := filepath.Join(dir, "flows.jsonl")
+	data, err := os.ReadFile(filepath.Join("testdata", "flows.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, `{"SrcK8S_Namespace":"app","SrcK8S_OwnerName":"web","SrcK8S_OwnerType":"Deployment","SrcK8S_Type":"Pod","SrcAddr":"10.128.0.5","SrcPort":40000,"DstPort":443,"Proto":6,"Flags":["SYN"],"FlowDirection":"1","Sampling":1}`+"\n"...)
+	os.WriteFile(flows, data, 0o644)
+	out, stderr, code := run(t, args([]string{"matrix", "diff", "--baseline", bfile, "--flows", flows}, naming)...)
+	if code != 2 || !strings.Contains(stderr, "no DstAddr") {
+		t.Errorf("exit %d, want 2 naming the record without DstAddr:\n%s%s", code, lastLine(out), stderr)
+	}
+}
+
+// baseline update refuses sampled records as diff does: observed: true from a sampled
+// window would vouch for what it may have missed.
+func TestBaselineUpdateRefusesSampled(t *testing.T) {
+	dir := t.TempDir()
+	bfile := filepath.Join(dir, "common.yaml")
+	os.WriteFile(bfile, []byte(validBaselineEntry), 0o644)
+	_, stderr, code := run(t, "baseline", "update", "--baseline", bfile, "--flows", filepath.Join("testdata", "sampled.jsonl"), "--cluster-network", "10.128.0.0/14")
+	if code != 2 || !strings.Contains(stderr, "sampling must be 1") {
+		t.Errorf("exit %d, want 2 naming the sampling: %s", code, stderr)
+	}
+	if b, _ := os.ReadFile(bfile); string(b) != validBaselineEntry {
+		t.Errorf("the file was changed:\n%s", b)
+	}
+}

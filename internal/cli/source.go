@@ -208,6 +208,11 @@ func (s *matrixFileSource) outcome(_ context.Context, _ matrix.Options, b *basel
 	if err := m.Check(); err != nil {
 		return out, fmt.Errorf("%w: %w", observe.ErrIncomplete, err)
 	}
+	// observe.Run's rule for a window without a canary: no egress record, no pass.
+	if st := m.Stats; st.Egress+st.Undecided+st.Translated == 0 {
+		return out, fmt.Errorf("%w: %w: no egress flow record in %s (%d records, none of them egress): this cannot be told from a collector that labels every destination as in-cluster, or a selection that matched nothing; fix: check the FlowCollector's subnet labels and flow filters, or build the matrix from a window with traffic that leaves the cluster",
+			observe.ErrIncomplete, matrix.ErrEmpty, s.path, st.Records)
+	}
 	return out, nil
 }
 
