@@ -90,6 +90,9 @@ func (c *client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, erro
 	if err := base.Validate(); err != nil {
 		return nil, fmt.Errorf("DNS queries: %w", err)
 	}
+	if err := c.CheckWindow(ctx, o.From, o.To); err != nil {
+		return nil, fmt.Errorf("DNS queries: %w", err)
+	}
 	if o.Barrier.Timeout > 0 {
 		if err := c.WaitIngested(ctx, o.To, o.Barrier); err != nil {
 			return nil, fmt.Errorf("DNS queries: %w", err)
