@@ -289,3 +289,149 @@ func TestIncompleteIsExit2(t *testing.T) {
 		t.Errorf("complete matrix: %v", err)
 	}
 }
+
+// matrix render never writes nothing with exit 0: an empty (0-byte, comment-only) file is an
+// error, and so is a baseline with no entry at all.
+func TestRenderEmptyBaselineFails(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"zero.yaml": "", "comments.yaml": "# truncated\n", "none.yaml": "entries: []\n"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, render := range [][]string{{"-o", "asciidoc"}, {"-o", "csv"},
+			{"-o", "nftables", "--pod-cidr", "10.128.0.0/14", "--service-cidr", "172.30.0.0/16", "--machine-cidr", "10.0.0.0/16"}} {
+			format := render[1]
+			out, stderr, code := run(t, append([]string{"matrix", "render", "--baseline", p}, render...)...)
+			if code != 2 || out != "" || !strings.Contains(stderr, p) {
+				t.Errorf("%s -o %s: exit %d, %d bytes out, stderr %q: want exit 2, nothing out, an error naming the file", name, format, code, len(out), stderr)
+			}
+		}
+	}
+	if out, stderr, code := run(t, "baseline", "validate", "--baseline", filepath.Join(dir, "zero.yaml")); code != 2 || !strings.Contains(stderr, "entries: []") {
+		t.Errorf("validate of a 0-byte file: exit %d: %s%s", code, out, stderr)
+	}
+}
+
+// A custom subnet label without EXT: is egress named by its label, with a configuration
+// warning; the diff sees it.
+func TestCustomLabelWithoutEXTIsEgress(t *testing.T) {
+	dir := t.TempDir()
+	flows := filepath.Join(dir, "flows.jsonl")
+	line := `{"SrcK8S_Namespace":"app","SrcK8S_OwnerName":"web","SrcK8S_OwnerType":"Deployment","SrcK8S_Type":"Pod","SrcAddr":"10.128.0.5","SrcPort":49308,"DstAddr":"3.5.246.1","DstPort":443,"Proto":6,"Flags":["SYN","ACK"],"FlowDirection":"1","Sampling":1,"Etype":2048,"SrcSubnetLabel":"Pods","DstSubnetLabel":"AWS_S3_eu-west-3","TimeFlowStartMs":1796190781291,"TimeFlowEndMs":1796190781294}` + "\n"
+	if err := os.WriteFile(flows, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bfile := filepath.Join(dir, "b.yaml")
+	os.WriteFile(bfile, []byte("entries: []\n"), 0o644)
+	out, stderr, code := run(t, "matrix", "diff", "--baseline", bfile, "--flows", flows, "--cluster-network", "10.128.0.0/14", "-o", "json")
+	if code != 1 || !strings.Contains(out, `"dstName": "AWS_S3_eu-west-3"`) || !strings.Contains(stderr, "lack the EXT: prefix") {
+		t.Fatalf("exit %d, want 1 with the flow undocumented and a warning:\n%s%s", code, out, stderr)
+	}
+}
+
+// One CIDR rule for baseline files and the command line: a block with host bits set is
+// refused with the fix, never masked silently.
+func TestCIDRFlagsWithHostBits(t *testing.T) {
+	dir := t.TempDir()
+	bfile := filepath.Join(dir, "b.yaml")
+	os.WriteFile(bfile, []byte(validBaselineEntry), 0o644)
+	for _, c := range [][]string{
+		{"matrix", "render", "--baseline", bfile, "-o", "nftables", "--pod-cidr", "10.128.0.1/14", "--service-cidr", "172.30.0.0/16", "--machine-cidr", "10.0.0.0/16"},
+		{"matrix", "render", "--baseline", bfile, "-o", "nftables", "--pod-cidr", "10.128.0.0/14", "--service-cidr", "172.30.0.0/16", "--machine-cidr", "10.0.0.5/16"},
+		{"matrix", "build", "--flows", filepath.Join("testdata", "flows.jsonl"), "--cluster-network", "10.128.0.1/14"},
+	} {
+		out, stderr, code := run(t, c...)
+		if code != 2 || out != "" || !strings.Contains(stderr, "has host bits set") || !strings.Contains(stderr, "fix: write 10.") {
+			t.Errorf("%v: exit %d, %d bytes out: %s; want 2 naming the host bits and the block to write", c, code, len(out), stderr)
+		}
+	}
+	// A baseline entry with the same block is refused by the same rule.
+	os.WriteFile(bfile, []byte(strings.Replace(validBaselineEntry, "host: api.openshift.com", "cidr: 10.128.0.1/14", 1)), 0o644)
+	if _, stderr, code := run(t, "baseline", "validate", "--baseline", bfile); code != 2 || !strings.Contains(stderr, "has host bits set") {
+		t.Errorf("baseline file: exit %d: %s", code, stderr)
+	}
+}
+
+const validBaselineEntry = `entries:
+  - component: Cluster Version Operator
+    source:
+      namespace: openshift-cluster-version
+      workload: cluster-version-operator
+    destination:
+      host: api.openshift.com
+    protocol: TCP
+    port: "443"
+    reason: update graph
+`
+
+// --from equal to --to is an empty window, not a reversed one.
+func TestCollectEmptyWindowMessage(t *testing.T) {
+	_, stderr, code := run(t, "matrix", "collect", "--loki-url", "http://127.0.0.1:1", "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-02T00:00:00Z")
+	if code != 2 || strings.Contains(stderr, "swap") || !strings.Contains(stderr, "the window is empty") {
+		t.Errorf("exit %d: %s; want 2 saying the window is empty", code, stderr)
+	}
+}
+
+// The offline paths follow the rule of the Loki one: records that hold no egress at all
+// prove nothing (exit 2), through --flows and --matrix alike.
+func TestOfflineDiffWithoutEgressFails(t *testing.T) {
+	dir := t.TempDir()
+	bfile := filepath.Join(dir, "b.yaml")
+	os.WriteFile(bfile, []byte("entries: []\n"), 0o644)
+	flows := filepath.Join(dir, "in-cluster.jsonl")
+	// Pod to pod, pod to service, node to node: all in-cluster, as NetObserv labels them.
+	lines := `{"SrcK8S_Namespace":"a","SrcK8S_OwnerName":"w","SrcK8S_OwnerType":"Deployment","SrcK8S_Type":"Pod","SrcAddr":"10.128.0.5","SrcPort":40000,"DstK8S_Namespace":"b","DstK8S_OwnerName":"x","DstK8S_OwnerType":"Deployment","DstK8S_Type":"Pod","DstAddr":"10.128.1.7","DstPort":8443,"Proto":6,"Flags":["SYN"],"FlowDirection":"1","Sampling":1,"SrcSubnetLabel":"Pods","DstSubnetLabel":"Pods"}
+{"SrcK8S_Namespace":"a","SrcK8S_OwnerName":"w","SrcK8S_OwnerType":"Deployment","SrcK8S_Type":"Pod","SrcAddr":"10.128.0.5","SrcPort":40001,"DstK8S_Namespace":"default","DstK8S_OwnerName":"kubernetes","DstK8S_Type":"Service","DstAddr":"172.30.0.1","DstPort":443,"Proto":6,"Flags":["SYN"],"FlowDirection":"1","Sampling":1,"SrcSubnetLabel":"Pods","DstSubnetLabel":"Services"}
+{"SrcK8S_Type":"Node","SrcK8S_Name":"m0","SrcAddr":"10.0.0.4","SrcPort":40002,"DstK8S_Type":"Node","DstK8S_Name":"m1","DstAddr":"10.0.0.5","DstPort":2379,"Proto":6,"Flags":["SYN"],"FlowDirection":"1","Sampling":1,"SrcSubnetLabel":"Machines","DstSubnetLabel":"Machines"}
+`
+	os.WriteFile(flows, []byte(lines), 0o644)
+	out, stderr, code := run(t, "matrix", "diff", "--baseline", bfile, "--flows", flows)
+	if code != 2 || strings.Contains(out, "PASS") || !strings.Contains(stderr, "no egress flow record") {
+		t.Errorf("--flows: exit %d, want 2 naming the missing egress:\n%s%s", code, out, stderr)
+	}
+	mout, stderr, code := run(t, "matrix", "build", "--flows", flows, "-o", "json")
+	mfile := filepath.Join(dir, "m.json")
+	os.WriteFile(mfile, []byte(mout), 0o644)
+	if code == 0 {
+		out, stderr, code = run(t, "matrix", "diff", "--baseline", bfile, "--matrix", mfile)
+		if code != 2 || strings.Contains(out, "PASS") || !strings.Contains(stderr, "no egress flow record") {
+			t.Errorf("--matrix: exit %d, want 2 naming the missing egress:\n%s%s", code, out, stderr)
+		}
+	} else if !strings.Contains(stderr, "no egress flow record") {
+		t.Errorf("build: exit %d: %s", code, stderr)
+	}
+}
+
+// A pod record without DstAddr cannot be placed: undecodable, exit 2, never "not egress".
+func TestDiffRecordWithoutDstAddrFails(t *testing.T) {
+	dir := t.TempDir()
+	bfile := filepath.Join(dir, "b.yaml")
+	os.WriteFile(bfile, []byte("entries: []\n"), 0o644)
+	flows := filepath.Join(dir, "flows.jsonl")
+	data, err := os.ReadFile(filepath.Join("testdata", "flows.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = append(data, `{"SrcK8S_Namespace":"app","SrcK8S_OwnerName":"web","SrcK8S_OwnerType":"Deployment","SrcK8S_Type":"Pod","SrcAddr":"10.128.0.5","SrcPort":40000,"DstPort":443,"Proto":6,"Flags":["SYN"],"FlowDirection":"1","Sampling":1}`+"\n"...)
+	os.WriteFile(flows, data, 0o644)
+	out, stderr, code := run(t, args([]string{"matrix", "diff", "--baseline", bfile, "--flows", flows}, naming)...)
+	if code != 2 || !strings.Contains(stderr, "no DstAddr") {
+		t.Errorf("exit %d, want 2 naming the record without DstAddr:\n%s%s", code, lastLine(out), stderr)
+	}
+}
+
+// baseline update refuses sampled records as diff does: observed: true from a sampled
+// window would vouch for what it may have missed.
+func TestBaselineUpdateRefusesSampled(t *testing.T) {
+	dir := t.TempDir()
+	bfile := filepath.Join(dir, "common.yaml")
+	os.WriteFile(bfile, []byte(validBaselineEntry), 0o644)
+	_, stderr, code := run(t, "baseline", "update", "--baseline", bfile, "--flows", filepath.Join("testdata", "sampled.jsonl"), "--cluster-network", "10.128.0.0/14")
+	if code != 2 || !strings.Contains(stderr, "sampling must be 1") {
+		t.Errorf("exit %d, want 2 naming the sampling: %s", code, stderr)
+	}
+	if b, _ := os.ReadFile(bfile); string(b) != validBaselineEntry {
+		t.Errorf("the file was changed:\n%s", b)
+	}
+}

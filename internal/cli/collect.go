@@ -136,6 +136,9 @@ func (f *lokiFlags) window() (time.Time, time.Time, error) {
 	if err != nil {
 		return time.Time{}, time.Time{}, fmt.Errorf("--to %q: fix: write RFC3339, e.g. 2026-01-02T16:04:05Z: %w", f.to, err)
 	}
+	if from.Equal(to) {
+		return time.Time{}, time.Time{}, fmt.Errorf("--from and --to are both %s: the window is empty (--to is exclusive); fix: set --to after --from, e.g. --from %s --to %s", f.from, f.from, from.Add(time.Hour).Format(time.RFC3339))
+	}
 	if !from.Before(to) {
 		return time.Time{}, time.Time{}, fmt.Errorf("--from %s is not before --to %s; fix: swap them", f.from, f.to)
 	}

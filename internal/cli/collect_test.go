@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -207,6 +208,33 @@ func TestCollectNoEgressFails(t *testing.T) {
 		out, errOut, code := run(t, append(cmd, window...)...)
 		if code != 2 || !strings.Contains(errOut, "empty window: no egress flow record in") || strings.Contains(out, "PASS") {
 			t.Errorf("%v: exit %d, want 2 with the empty window named:\n%s\n%s", cmd, code, lastLine(out), errOut)
+		}
+	}
+}
+
+// A collect that fails (here: sampled records) prints no matrix: a matrix on stdout with
+// exit 2 is read as a result by whatever pipes it on.
+func TestCollectFailurePrintsNoMatrix(t *testing.T) {
+	s := lokitest.Start(t, lokitest.LokiStackLimits)
+	to := time.Now().Add(-time.Hour).Truncate(time.Second)
+	from := to.Add(-30 * time.Minute)
+	var entries []lokitest.Entry
+	for i := range 5 {
+		at := from.Add(time.Duration(i+1) * time.Minute)
+		line := fmt.Sprintf(`{"SrcK8S_OwnerName":"insights-operator","SrcK8S_OwnerType":"Deployment","SrcAddr":"10.128.0.9","SrcPort":%d,"DstAddr":"192.0.2.44","DstPort":443,"Proto":6,"Flags":["SYN","ACK"],"Bytes":1000,"Packets":10,"Sampling":50,"Etype":2048,"SrcSubnetLabel":"Pods","TimeFlowStartMs":%d,"TimeFlowEndMs":%d}`,
+			40000+i, at.UnixMilli()-5, at.UnixMilli())
+		entries = append(entries, lokitest.Entry{Time: at, Line: []byte(line), Labels: map[string]string{
+			"app": "netobserv-flowcollector", "SrcK8S_Namespace": "openshift-insights", "SrcK8S_Type": "Pod", "FlowDirection": "1"}})
+	}
+	if err := s.Push(context.Background(), entries); err != nil {
+		t.Fatal(err)
+	}
+	for _, extra := range [][]string{nil, {"--counts-only"}, {"--raw"}} {
+		args := append([]string{"matrix", "collect", "--loki-url", s.URL, "--tenant", s.Tenant, "--cluster-network", "10.128.0.0/14",
+			"--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339), "--ingest-wait", "0", "--dns=false"}, extra...)
+		out, errOut, code := run(t, args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, "sampling") {
+			t.Errorf("%v: exit %d, %d bytes on stdout, stderr %s; want 2, nothing on stdout, the sampling named", extra, code, len(out), errOut)
 		}
 	}
 }

@@ -76,6 +76,7 @@ func incomplete(m *matrix.Matrix) error {
 }
 
 func warnIncomplete(w io.Writer, m *matrix.Matrix) {
+	warnLabels(w, m)
 	s := m.Stats
 	if s.Sampled > 0 {
 		fmt.Fprintf(w, "warning: %d records were taken with sampling > 1: flows may be missing; set FlowCollector spec.agent.ebpf.sampling: 1\n", s.Sampled)
@@ -85,6 +86,14 @@ func warnIncomplete(w io.Writer, m *matrix.Matrix) {
 	}
 	if s.Undecided > 0 {
 		fmt.Fprintf(w, "warning: %d egress records (%d distinct) have no decidable server port and are in no entry (see undecided)\n", s.Undecided, m.UndecidedDistinct)
+	}
+}
+
+// warnLabels reports the custom subnet labels without EXT: (a configuration warning: their
+// flows are egress in the matrix, but NetObserv's own filters take them for in-cluster).
+func warnLabels(w io.Writer, m *matrix.Matrix) {
+	if len(m.UnprefixedLabels) > 0 {
+		fmt.Fprintf(w, "warning: subnet label(s) %s lack the EXT: prefix the FlowCollector asks for external subnets: their flows are counted as egress, named by the label; fix: rename them EXT:<name> in spec.processor.subnetLabels.customLabels\n", strings.Join(m.UnprefixedLabels, ", "))
 	}
 }
 
@@ -128,6 +137,7 @@ undecodable records.`,
 			if err := report.WriteDiff(cmd.OutOrStdout(), out.Diff, format); err != nil {
 				return err
 			}
+			warnLabels(cmd.ErrOrStderr(), out.Matrix)
 			return verdict(out.Matrix, out.Diff, allowUndecided)
 		},
 	}
@@ -203,6 +213,10 @@ func newMatrixRenderCmd() *cobra.Command {
 			b, err := bl.load(cmd.ErrOrStderr())
 			if err != nil {
 				return err
+			}
+			if len(b.Entries) == 0 {
+				// A table without rows or a firewall without rules says nothing true.
+				return fmt.Errorf("%s: no entry to render (the files say `entries: []`); fix: select the baseline of a cluster (--version, --platform, --topology) or a file that documents connections", strings.Join(b.Files, ", "))
 			}
 			if table {
 				return r(cmd.OutOrStdout(), b)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -54,11 +53,12 @@ func (f *namingFlags) options() (matrix.Options, error) {
 		return opts, fmt.Errorf("--udp-many-sources %d: must be 0 or more", f.udpManySources)
 	}
 	for _, c := range f.clusterNetworks {
-		p, err := netip.ParsePrefix(strings.TrimSpace(c))
+		// The rule of baseline files: a block with host bits set is refused, not masked.
+		p, err := baseline.ParseCIDR(strings.TrimSpace(c))
 		if err != nil {
-			return opts, fmt.Errorf("--cluster-network %q is not a CIDR: %w; fix: write e.g. 10.128.0.0/14", c, err)
+			return opts, fmt.Errorf("--cluster-network: %w", err)
 		}
-		opts.ClusterNetworks = append(opts.ClusterNetworks, p.Masked())
+		opts.ClusterNetworks = append(opts.ClusterNetworks, p)
 	}
 	if len(f.nodeRoles) > 0 {
 		opts.NodeRoles = map[string]string{}
@@ -207,6 +207,11 @@ func (s *matrixFileSource) outcome(_ context.Context, _ matrix.Options, b *basel
 	}
 	if err := m.Check(); err != nil {
 		return out, fmt.Errorf("%w: %w", observe.ErrIncomplete, err)
+	}
+	// observe.Run's rule for a window without a canary: no egress record, no pass.
+	if st := m.Stats; st.Egress+st.Undecided+st.Translated == 0 {
+		return out, fmt.Errorf("%w: %w: no egress flow record in %s (%d records, none of them egress): this cannot be told from a collector that labels every destination as in-cluster, or a selection that matched nothing; fix: check the FlowCollector's subnet labels and flow filters, or build the matrix from a window with traffic that leaves the cluster",
+			observe.ErrIncomplete, matrix.ErrEmpty, s.path, st.Records)
 	}
 	return out, nil
 }

@@ -43,6 +43,9 @@ type Limits struct {
 	// MaxOutstandingPerTenant bounds the query scheduler queue, so a test can provoke
 	// "too many outstanding requests" (0: Loki's default).
 	MaxOutstandingPerTenant int
+	// MaxQueryLookback is limits_config.max_query_lookback: how far back Loki answers
+	// (0: Loki's default, unlimited). Loki cuts older parts of a query silently.
+	MaxQueryLookback time.Duration
 }
 
 // LokiStackLimits are the query limits a LokiStack has by default, and the interval its
@@ -195,6 +198,9 @@ limits_config:
 {{- end}}
 {{- if .Limits.QueryTimeout}}
   query_timeout: {{.Limits.QueryTimeout}}
+{{- end}}
+{{- if .Limits.MaxQueryLookback}}
+  max_query_lookback: {{.Limits.MaxQueryLookback}}
 {{- end}}
 {{- if .Limits.SplitQueriesByInterval}}
   split_queries_by_interval: {{.Limits.SplitQueriesByInterval}}

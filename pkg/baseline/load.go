@@ -81,6 +81,11 @@ func load(fsys fileSystem, paths []string) (*Baseline, error) {
 		}
 		entries, ferrs := Parse(p, data)
 		errs = append(errs, ferrs...)
+		if len(entries) == 0 && len(ferrs) == 0 && !saysNoEntries(data) {
+			errs = append(errs, &Error{File: p, Index: -1,
+				Msg: "the file has no entries and does not say so (it is empty, comments only, or `entries:` with nothing under it, as a truncated file is)",
+				Fix: "restore its entries, or write `entries: []` if it has none on purpose"})
+		}
 		b.Files = append(b.Files, p)
 		b.Entries = append(b.Entries, entries...)
 	}
@@ -212,6 +217,17 @@ func parseDoc(data []byte) (*yaml.Node, *yaml.Node, error) {
 		seq = nil
 	}
 	return &doc, seq, nil
+}
+
+// saysNoEntries reports whether a file states that it has no entries: `entries: []`. Update
+// still accepts an empty file (it creates one), Load does not.
+func saysNoEntries(data []byte) bool {
+	doc, _, err := parseDoc(data)
+	if err != nil || doc == nil || len(doc.Content) == 0 {
+		return false
+	}
+	v := child(doc.Content[0], EntriesKey)
+	return v != nil && v.Kind == yaml.SequenceNode && len(v.Content) == 0
 }
 
 var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)

@@ -63,11 +63,23 @@ func TestLoadValid(t *testing.T) {
 	if !b.Entries[2].Optional || !b.Entries[2].Observed || b.Entries[2].Port != "" {
 		t.Errorf("entry 2 = %+v", b.Entries[2])
 	}
-	for _, empty := range []string{"", "# only a comment\n", "entries:\n", "entries: []\n"} {
+	for _, empty := range []string{"entries: []\n", "# none on this platform\nentries: []\n", "entries: [] # none\n"} {
 		p := writeFile(t, t.TempDir(), "e.yaml", empty)
 		b, err := Load(p)
 		if err != nil || len(b.Entries) != 0 {
 			t.Errorf("%q: %v, %v", empty, b, err)
+		}
+	}
+}
+
+// A file with no entries must say so (`entries: []`): an empty or comment-only file is what
+// a truncated write or a bad merge leaves, and it would validate as "0 entries".
+func TestLoadEmptyFileIsAnError(t *testing.T) {
+	for _, empty := range []string{"", "\n\n", "# only a comment\n", "entries:\n", "# a comment\nentries:\n# another\n", "---\n"} {
+		p := writeFile(t, t.TempDir(), "e.yaml", empty)
+		_, err := Load(p)
+		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "entries: []") {
+			t.Errorf("%q: %v, want an error naming the file and `entries: []`", empty, err)
 		}
 	}
 }
@@ -123,6 +135,11 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"reversed (write 30000-32767)", "fix:"}},
 		{"non-canonical port", entryWith(`    port: "443"`, `    port: "0443"`), 9, 0,
 			[]string{`"0443" is not a port number`, "fix:"}},
+		// "-1" said `"" is not a port number`.
+		{"negative port", entryWith(`    port: "443"`, `    port: "-1"`), 9, 0,
+			[]string{`"-1" is negative`, "fix:"}},
+		{"range without end", entryWith(`    port: "443"`, `    port: "30000-"`), 9, 0,
+			[]string{"port number is missing", "fix:"}},
 		{"missing port", entryWith("    port: \"443\"\n", ""), 2, 0, []string{"port is missing", "fix:"}},
 		{"port on icmp", entryWith("    protocol: TCP", "    protocol: ICMP"), 9, 0,
 			[]string{"ICMP has no port", "fix: remove port"}},

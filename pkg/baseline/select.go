@@ -19,11 +19,13 @@ import (
 //	<dir>/<major.minor>/platform/<platform>.yaml   (optional; platform lower-cased: aws, baremetal, none)
 //	<dir>/<major.minor>/topology/<topology>.yaml   (optional; HighlyAvailable, SingleReplica, ...)
 const (
-	CommonFile   = "common.yaml"
-	PlatformDir  = "platform"
-	TopologyDir  = "topology"
-	fileExt      = ".yaml"
-	versionRegex = `^(\d+)\.(\d+)(?:[.-].*)?$`
+	CommonFile  = "common.yaml"
+	PlatformDir = "platform"
+	TopologyDir = "topology"
+	fileExt     = ".yaml"
+	// major.minor, or major.minor.patch with an optional pre-release (as ClusterVersion
+	// writes them): nothing else, so that 4.21.x or 4.21.3.4 is not read as 4.21.
+	versionRegex = `^(0|[1-9]\d*)\.(0|[1-9]\d*)(?:\.(?:0|[1-9]\d*)(?:-[0-9A-Za-z][0-9A-Za-z.-]*)?)?$`
 )
 
 // Platforms are the Infrastructure.status.platformStatus.type values; their lower-cased
@@ -54,9 +56,9 @@ var versionRE = regexp.MustCompile(versionRegex)
 
 // MinorVersion returns "4.21" for "4.21", "4.21.3", "4.21.0-rc.1" or "4.21.0-0.nightly-...".
 func MinorVersion(version string) (string, error) {
-	m := versionRE.FindStringSubmatch(strings.TrimPrefix(version, "v"))
+	m := versionRE.FindStringSubmatch(version)
 	if m == nil {
-		return "", fmt.Errorf("version %q is not an OpenShift version; fix: give major.minor or a full version, e.g. 4.21 or 4.21.3", version)
+		return "", fmt.Errorf("version %q is not an OpenShift version; fix: give major.minor or major.minor.patch, e.g. 4.21 or 4.21.3 (a pre-release as ClusterVersion writes it, 4.21.0-rc.1, is read as 4.21)", version)
 	}
 	return m[1] + "." + m[2], nil
 }

@@ -9,14 +9,15 @@ import (
 
 func TestMinorVersion(t *testing.T) {
 	for in, want := range map[string]string{
-		"4.21": "4.21", "4.21.3": "4.21", "4.21.0-rc.1": "4.21", "4.21.0-0.nightly-2026-01-01-000000": "4.21", "v4.22.1": "4.22",
+		"4.21": "4.21", "4.21.3": "4.21", "4.21.0-rc.1": "4.21", "4.21.0-0.nightly-2026-01-01-000000": "4.21", "4.22.10": "4.22",
 	} {
 		got, err := MinorVersion(in)
 		if err != nil || got != want {
 			t.Errorf("MinorVersion(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "4", "four.21", "latest"} {
+	// Only 4.21 and 4.21.N (with a pre-release): 4.21.x, v4.21 or 4.21.3.4 were read as 4.21.
+	for _, bad := range []string{"", "4", "four.21", "latest", "4.21.x", "v4.21", "v4.22.1", "4.21.3.4", "4.21-rc", "4.21.", "4.21.3-", "04.21", " 4.21"} {
 		if _, err := MinorVersion(bad); err == nil || !strings.Contains(err.Error(), "fix:") {
 			t.Errorf("MinorVersion(%q) = %v, want an error with a fix", bad, err)
 		}

@@ -32,6 +32,9 @@ func ParsePort(protocol, s string) (PortRange, error) {
 	if s == "" {
 		return PortRange{}, fmt.Errorf("port is missing")
 	}
+	if strings.HasPrefix(s, "-") {
+		return PortRange{}, fmt.Errorf("port %q is negative: ports are 1-65535, ranges are written LOW-HIGH", s)
+	}
 	lo, hi, isRange := strings.Cut(s, "-")
 	min, err := parsePortNumber(lo)
 	if err != nil {
@@ -54,6 +57,9 @@ func ParsePort(protocol, s string) (PortRange, error) {
 }
 
 func parsePortNumber(s string) (int, error) {
+	if s == "" {
+		return 0, fmt.Errorf("a port number is missing (a negative port, or a range with no start or end?)")
+	}
 	n, err := strconv.Atoi(s)
 	if err != nil || strconv.Itoa(n) != s {
 		return 0, fmt.Errorf("%q is not a port number", s)
@@ -279,6 +285,16 @@ func checkHost(h string) (msg, fix string) {
 		}
 	}
 	return "", ""
+}
+
+// ParseCIDR parses an address block by the rule baseline files follow: a prefix length, no
+// host bits, no IPv4-mapped IPv6 block. Command-line CIDRs (--pod-cidr, --cluster-network)
+// use it too, so that what a file refuses is not masked silently on the command line.
+func ParseCIDR(s string) (netip.Prefix, error) {
+	if msg, fix := checkCIDR(s); msg != "" {
+		return netip.Prefix{}, fmt.Errorf("%s; fix: %s", msg, fix)
+	}
+	return netip.MustParsePrefix(s), nil
 }
 
 func checkCIDR(s string) (msg, fix string) {

@@ -349,11 +349,12 @@ func ParseNetworks(pod, service, machine []string) (Networks, error) {
 		out  *[]netip.Prefix
 	}{{"pod", pod, &n.Pod}, {"service", service, &n.Service}, {"machine", machine, &n.Machine}} {
 		for _, s := range l.in {
-			p, err := netip.ParsePrefix(strings.TrimSpace(s))
+			// The rule of baseline files: a block with host bits set is refused, not masked.
+			p, err := baseline.ParseCIDR(strings.TrimSpace(s))
 			if err != nil {
-				return Networks{}, fmt.Errorf("%s network %q: %w (want a CIDR such as 10.128.0.0/14)", l.name, s, err)
+				return Networks{}, fmt.Errorf("%s network: %w", l.name, err)
 			}
-			*l.out = append(*l.out, p.Masked())
+			*l.out = append(*l.out, p)
 		}
 	}
 	return n, n.validate()

@@ -70,7 +70,7 @@ func TestResolver(t *testing.T) {
 }
 
 func TestParseNetworks(t *testing.T) {
-	n, err := ParseNetworks([]string{"10.128.0.0/14"}, []string{"172.30.0.0/16"}, []string{"10.0.0.5/16", "fd00::/64"})
+	n, err := ParseNetworks([]string{"10.128.0.0/14"}, []string{"172.30.0.0/16"}, []string{"10.0.0.0/16", "fd00::/64"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,8 +81,12 @@ func TestParseNetworks(t *testing.T) {
 	if got := n.All(); len(got) != 10 || !slices.Contains(got, netip.MustParsePrefix("169.254.0.0/17")) {
 		t.Fatalf("All() with internal ranges = %v", got)
 	}
-	if _, err := ParseNetworks([]string{"10.128.0.0/14"}, []string{"bad"}, []string{"10.0.0.0/16"}); err == nil || !strings.Contains(err.Error(), `service network "bad"`) {
+	if _, err := ParseNetworks([]string{"10.128.0.0/14"}, []string{"bad"}, []string{"10.0.0.0/16"}); err == nil || !strings.Contains(err.Error(), `service network: cidr "bad"`) {
 		t.Fatalf("want error naming the service value, got %v", err)
+	}
+	// Host bits are refused as baseline files refuse them, not masked.
+	if _, err := ParseNetworks([]string{"10.128.0.1/14"}, []string{"172.30.0.0/16"}, []string{"10.0.0.0/16"}); err == nil || !strings.Contains(err.Error(), "fix: write 10.128.0.0/14") {
+		t.Fatalf("want host bits refused with the block to write, got %v", err)
 	}
 	if _, err := ParseNetworks(nil, []string{"172.30.0.0/16"}, []string{"10.0.0.0/16"}); err == nil || !strings.Contains(err.Error(), "--pod-cidr") {
 		t.Fatalf("want missing pod network error, got %v", err)

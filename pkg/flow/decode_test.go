@@ -75,11 +75,31 @@ func TestDecodeLine(t *testing.T) {
 			check: func(r Record) bool { return r.Flags == 0 && r.DstPort == 0 && r.Interfaces == "" }},
 		{name: "escaped string", line: `{"SrcAddr":"10.0.0.1","DstAddr":"1.1.1.1","SrcK8S_Name":"a\u002db"}`,
 			check: func(r Record) bool { return r.SrcName == "a-b" }},
+		{name: "pod placed by its namespace", labels: map[string]string{"SrcK8S_Namespace": "ns", "SrcK8S_Type": "Pod"},
+			line:  `{"DstAddr":"52.1.2.3","DstPort":443,"Proto":6}`,
+			check: func(r Record) bool { return r.SrcNamespace == "ns" && r.SrcAddr == "" }},
+		{name: "pod aggregate placed by its labels", line: `{"SrcK8S_Namespace":"ns","SrcK8S_Type":"Pod","DstAddr":"52.1.2.3","Count":3,"DstPort":443}`,
+			check: func(r Record) bool { return r.Count == 3 && r.SrcAddr == "" }},
+		{name: "DNS aggregate by name only", line: `{"SrcK8S_Namespace":"ns","SrcK8S_Type":"Pod","DnsName":"quay.io","Count":2}`,
+			check: func(r Record) bool { return r.Count == 2 && r.DNSName == "quay.io" }},
 		{name: "ARP has no address", line: `{"Etype":2054,"SrcMac":"0A:58:0A:80:00:1D","Bytes":42}`,
 			check: func(r Record) bool { return !r.IsIP() && r.Bytes == 42 }},
 
 		{name: "malformed JSON", line: `{"SrcAddr":`, err: "malformed JSON"},
 		{name: "not a flow record", line: `{"status":"ok"}`, err: "neither SrcAddr nor DstAddr"},
+		// A record that cannot be placed is undecodable, whichever address is missing: a pod
+		// record without DstAddr was counted "not egress", and one without SrcAddr could only
+		// be placed by its labels.
+		{name: "no DstAddr", labels: map[string]string{"SrcK8S_Namespace": "ns", "SrcK8S_Type": "Pod"},
+			line: `{"SrcAddr":"10.128.0.5","DstPort":443,"Proto":6}`, err: "no DstAddr"},
+		{name: "empty DstAddr", line: `{"SrcAddr":"10.128.0.5","DstAddr":" ","DstPort":443}`, err: "no DstAddr"},
+		{name: "null DstAddr", line: `{"SrcAddr":"10.128.0.5","DstAddr":null,"DstPort":443}`, err: "no DstAddr"},
+		{name: "no SrcAddr", line: `{"DstAddr":"52.1.2.3","DstPort":443,"Proto":6}`, err: "no SrcAddr"},
+		{name: "pod without namespace nor SrcAddr", labels: map[string]string{"SrcK8S_Type": "Pod"},
+			line: `{"DstAddr":"52.1.2.3","DstPort":443,"Proto":6}`, err: "no SrcAddr"},
+		{name: "IPv4 Etype without DstAddr", line: `{"Etype":2048,"SrcAddr":"10.128.0.5"}`, err: "no DstAddr"},
+		{name: "aggregate without DstAddr", line: `{"SrcAddr":"10.0.0.1","SrcK8S_Type":"Node","Count":3,"DstPort":443}`, err: "no DstAddr"},
+		{name: "unnamed node without SrcAddr", line: `{"SrcK8S_Type":"Node","DstAddr":"52.1.2.3","Count":3,"DstPort":443}`, err: "no SrcAddr"},
 		{name: "bad address", line: `{"SrcAddr":"10.0.0.300","DstAddr":"1.1.1.1"}`, err: `SrcAddr "10.0.0.300" is not an IP address`},
 		{name: "port out of range", line: `{` + base + `,"DstPort":70000}`, err: "DstPort 70000 is not a port"},
 		{name: "proto object", line: `{` + base + `,"Proto":{"n":6}}`, err: "field Proto"},
@@ -298,7 +318,7 @@ func TestDecodeCallbackErrorStops(t *testing.T) {
 		t.Fatalf("err %v after %d calls", err, n)
 	}
 	n = 0
-	_, err = Decode(strings.NewReader("{\"SrcAddr\":\"10.0.0.1\"}\n{\"SrcAddr\":\"10.0.0.1\"}\n"), "in.json", func(Record) error { n++; return stop })
+	_, err = Decode(strings.NewReader("{\"SrcAddr\":\"10.0.0.1\",\"DstAddr\":\"1.1.1.1\"}\n{\"SrcAddr\":\"10.0.0.1\",\"DstAddr\":\"1.1.1.1\"}\n"), "in.json", func(Record) error { n++; return stop })
 	if !errors.Is(err, stop) || n != 1 || !strings.Contains(err.Error(), "in.json:1:") {
 		t.Fatalf("err %v after %d calls", err, n)
 	}

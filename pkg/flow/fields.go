@@ -475,10 +475,20 @@ func (r *Record) validate(agg bool) error {
 	if r.Count < 1 {
 		return fmt.Errorf("field Count = %d: a record stands for at least one flow record", r.Count)
 	}
-	if r.SrcAddr == "" && r.DstAddr == "" && r.IsIP() && !(agg && r.DNSName != "") {
-		// Non-IP records (ARP) legitimately have no address; anything else without one is
-		// not a flow record (another JSON document fed in by mistake).
-		return errors.New("not a flow record: it has neither SrcAddr nor DstAddr (nor a non-IP Etype)")
+	if r.IsIP() && !(agg && r.DNSName != "") {
+		// Non-IP records (ARP) legitimately have no address; an IP record without what
+		// places it cannot be counted anywhere, and "not egress" would drop it silently:
+		// without DstAddr nothing says whether it left the cluster; without SrcAddr only a
+		// pod (by its namespace) or a node (by its name) is placed, which is why the
+		// projected records --save-flows writes may drop a pod's address.
+		switch {
+		case r.SrcAddr == "" && r.DstAddr == "":
+			return errors.New("not a flow record: it has neither SrcAddr nor DstAddr (nor a non-IP Etype)")
+		case r.DstAddr == "":
+			return errors.New("IP flow record with no DstAddr: it cannot be placed (egress or not); a NetObserv record always has one")
+		case r.SrcAddr == "" && !(r.SrcType == "Pod" && r.SrcNamespace != "") && !(r.SrcType == "Node" && (r.SrcName != "" || r.SrcHostName != "")):
+			return errors.New("IP flow record with no SrcAddr: its source cannot be placed (only a pod with SrcK8S_Namespace, or a node with SrcK8S_Name, is placed without it); a NetObserv record always has one")
+		}
 	}
 	if r.Etype < 0 || r.Etype > 0xFFFF {
 		return fmt.Errorf("field Etype = %d is not an Ethernet type (0-65535)", r.Etype)

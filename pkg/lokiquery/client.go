@@ -20,6 +20,8 @@ import (
 	logcli "github.com/grafana/loki/v3/pkg/logcli/client"
 	"github.com/grafana/loki/v3/pkg/loghttp"
 	"github.com/grafana/loki/v3/pkg/logproto"
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
@@ -38,6 +40,14 @@ func TokenFile(path string) TokenSource {
 		tok := strings.TrimSpace(string(b))
 		if tok == "" {
 			return "", fmt.Errorf("bearer token file %s is empty", path)
+		}
+		if i := strings.IndexFunc(tok, func(r rune) bool { return r < ' ' || r == 0x7f }); i >= 0 {
+			// net/http would refuse the header with a bare "invalid header field value".
+			what := "a control character"
+			if tok[i] == '\n' || tok[i] == '\r' {
+				what = "more than one line"
+			}
+			return "", fmt.Errorf("bearer token file %s holds %s; fix: write only the token, on one line (e.g. `oc whoami -t > FILE`)", path, what)
 		}
 		return tok, nil
 	}
@@ -64,6 +74,8 @@ type Config struct {
 	Backoff time.Duration
 	// Concurrency bounds the requests in flight (default 4).
 	Concurrency int
+	// MaxWindow bounds the window a pull may span (default DefaultMaxWindow).
+	MaxWindow time.Duration
 	// Trace, when set, is called after every request with its path, query, duration and
 	// error (the token never reaches it).
 	Trace func(path, query string, d time.Duration, err error)
@@ -80,6 +92,10 @@ type Client struct {
 
 	mu       sync.Mutex
 	requests int
+
+	limitsOnce sync.Once
+	limits     ServerLimits
+	limitsErr  error
 }
 
 // ParseURL checks a Loki base URL. Its errors never repeat a password the URL carries.
@@ -150,7 +166,8 @@ func (c *Client) Requests() int {
 }
 
 // LokiError is an answer from Loki (or the gateway in front of it) that is not a success.
-// Body is Loki's message; it never contains the token, which is only sent in a header.
+// Body is the start of Loki's message (maxErrorBody bytes at most), with the bearer token
+// redacted wherever the server echoed it.
 type LokiError struct {
 	Status int
 	Path   string
@@ -198,8 +215,10 @@ func transportError(req *http.Request, err error) error {
 
 func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	req = req.Clone(t.ctx)
+	var tok string
 	if t.c.cfg.Token != nil {
-		tok, err := t.c.cfg.Token(t.ctx)
+		var err error
+		tok, err = t.c.cfg.Token(t.ctx)
 		if err != nil {
 			t.err = permanent(err)
 			return emptyOK(req), nil
@@ -247,10 +266,39 @@ func (t *callTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}{t.body, resp.Body}
 		return resp, nil
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8192))
+	t.err = &LokiError{Status: resp.StatusCode, Path: req.URL.Path, Body: errorBody(resp.Body, tok)}
 	resp.Body.Close()
-	t.err = &LokiError{Status: resp.StatusCode, Path: req.URL.Path, Body: strings.TrimSpace(string(body))}
 	return emptyOK(req), nil
+}
+
+// maxErrorBody bounds what an error keeps of an answer's body: Loki's messages are short,
+// and a proxy's error page or a header dump is not worth more.
+const maxErrorBody = 8192
+
+// errorBody reads the start of a failed answer's body with every copy of tok (the bearer
+// token sent) replaced: a gateway may echo the token it rejected, or dump the request's
+// headers, and errors end up in logs and artifacts. The read goes len(tok) past the bound
+// so that a token cut by the bound is still seen whole, then redacted, then cut.
+func errorBody(r io.Reader, tok string) string {
+	b, _ := io.ReadAll(io.LimitReader(r, int64(maxErrorBody+len(tok))))
+	s := string(b)
+	if tok != "" {
+		s = strings.ReplaceAll(s, tok, "[redacted]")
+	}
+	if len(s) > maxErrorBody {
+		s = s[:maxErrorBody]
+		if tok != "" {
+			// What is left at the cut may still be the start of a token.
+			for i := min(len(tok)-1, len(s)); i > 0; i-- {
+				if strings.HasSuffix(s, tok[:i]) {
+					s = s[:len(s)-i]
+					break
+				}
+			}
+		}
+		s += " [cut]"
+	}
+	return strings.TrimSpace(s)
 }
 
 // AnswerHold is one caller's slot in a gate that bounds the answers being decoded and
@@ -653,3 +701,125 @@ func (c *Client) Concurrency() int { return c.cfg.Concurrency }
 
 // Tenant is the X-Scope-OrgID the client sends ("" for none).
 func (c *Client) Tenant() string { return c.cfg.Tenant }
+
+// ServerLimits are the limits of a Loki that bound which windows it can answer whole, as
+// its /config says (a monolithic Loki serves it; the LokiStack gateway does not).
+type ServerLimits struct {
+	// Known says /config answered; the durations are zero otherwise.
+	Known bool
+	// MaxQueryLookback: Loki answers only the last MaxQueryLookback, and cuts an older part
+	// of a query silently, data and count alike (0: no limit).
+	MaxQueryLookback time.Duration
+	// Retention: with the compactor's retention on, older data is deleted (0: kept).
+	Retention time.Duration
+	// MaxQueryLength is the longest range one query may span (0: no limit).
+	MaxQueryLength time.Duration
+}
+
+// DefaultMaxWindow is Config.MaxWindow when left zero: windows are test runs, hours long; a
+// month of flows is already a pull of hours.
+const DefaultMaxWindow = 31 * 24 * time.Hour
+
+// Limits asks Loki for its limits once (GET /config) and keeps the answer. An answer that
+// is not Loki's configuration (the gateway's 404 or 403) is no error: the limits are
+// unknown, and only the window's length is checked.
+func (c *Client) Limits(ctx context.Context) (ServerLimits, error) {
+	c.limitsOnce.Do(func() { c.limits, c.limitsErr = c.fetchLimits(ctx) })
+	return c.limits, c.limitsErr
+}
+
+func (c *Client) fetchLimits(ctx context.Context) (ServerLimits, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.cfg.URL, "/")+"/config", nil)
+	if err != nil {
+		return ServerLimits{}, err
+	}
+	if c.cfg.Tenant != "" {
+		req.Header.Set("X-Scope-OrgID", c.cfg.Tenant)
+	}
+	if c.cfg.Token != nil {
+		tok, err := c.cfg.Token(ctx)
+		if err != nil {
+			return ServerLimits{}, err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := c.transport.RoundTrip(req)
+	if err != nil {
+		return ServerLimits{}, fmt.Errorf("asking Loki for its limits: %w", transportError(req, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ServerLimits{}, nil
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return ServerLimits{}, fmt.Errorf("asking Loki for its limits: %w", transportError(req, err))
+	}
+	return parseServerLimits(body), nil
+}
+
+// parseServerLimits reads /config; anything it cannot read leaves the limits unknown.
+func parseServerLimits(body []byte) ServerLimits {
+	var cfg struct {
+		Limits struct {
+			Lookback  string `yaml:"max_query_lookback"`
+			Length    string `yaml:"max_query_length"`
+			Retention string `yaml:"retention_period"`
+		} `yaml:"limits_config"`
+		Compactor struct {
+			Retention bool `yaml:"retention_enabled"`
+		} `yaml:"compactor"`
+	}
+	if err := yaml.Unmarshal(body, &cfg); err != nil {
+		return ServerLimits{}
+	}
+	d := func(s string) (time.Duration, bool) {
+		if s == "" {
+			return 0, true
+		}
+		v, err := model.ParseDuration(s)
+		return time.Duration(v), err == nil
+	}
+	lookback, ok1 := d(cfg.Limits.Lookback)
+	length, ok2 := d(cfg.Limits.Length)
+	retention, ok3 := d(cfg.Limits.Retention)
+	if !ok1 || !ok2 || !ok3 || (cfg.Limits.Lookback == "" && cfg.Limits.Length == "") {
+		return ServerLimits{}
+	}
+	l := ServerLimits{Known: true, MaxQueryLookback: lookback, MaxQueryLength: length}
+	if cfg.Compactor.Retention {
+		l.Retention = retention
+	}
+	return l
+}
+
+// CheckWindow refuses, before any query, a window Loki would cut silently (its start older
+// than max_query_lookback or the retention) or too long to pull (Config.MaxWindow): such a
+// pull would return part of the window with a count that agrees, or run for hours.
+func (c *Client) CheckWindow(ctx context.Context, from, to time.Time) error {
+	maxWindow := c.cfg.MaxWindow
+	if maxWindow <= 0 {
+		maxWindow = DefaultMaxWindow
+	}
+	span := fmt.Sprintf("[%s, %s)", from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	if w := to.Sub(from); w > maxWindow {
+		return fmt.Errorf("the window %s spans %s, more than the %s a pull is bounded to; fix: narrow the window (--since, or --from/--to) to the test run", span, model.Duration(w), model.Duration(maxWindow))
+	}
+	l, err := c.Limits(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, b := range []struct {
+		d    time.Duration
+		name string
+	}{{l.MaxQueryLookback, "max_query_lookback"}, {l.Retention, "retention_period"}} {
+		if b.d > 0 && from.Before(now.Add(-b.d)) {
+			return fmt.Errorf("the window %s starts before what Loki answers: its %s is %s, so Loki would cut everything before %s from the data and the count alike, silently; fix: start the window after %s, or raise limits_config.%s",
+				span, b.name, model.Duration(b.d), now.Add(-b.d).UTC().Format(time.RFC3339), now.Add(-b.d).UTC().Format(time.RFC3339), b.name)
+		}
+	}
+	return nil
+}

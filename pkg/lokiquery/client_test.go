@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -266,5 +269,79 @@ func TestReadStreamsRejects(t *testing.T) {
 	}
 	if got, err := readAll([]byte(`{"status":"success","data":{"resultType":"streams","result":null}}`)); err != nil || len(got) != 0 {
 		t.Fatalf("a null result: %+v, %v", got, err)
+	}
+}
+
+// A server that echoes the bearer token in its error bodies never gets it into our errors:
+// a gateway's 401 that quotes the token it rejected, and a 500 that dumps the request's
+// headers. Bodies in errors are bounded too.
+func TestErrorBodiesRedactTheToken(t *testing.T) {
+	const token = "sha256~echoed-t0ken-Value-123"
+	long := strings.Repeat("x", 100_000)
+	const bound = 8192 // what an error keeps of a body
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)[0] {
+		case "401":
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprintf(w, "token %s rejected", r.Header.Get("Authorization"))
+		case "500":
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, "internal error; request headers:\n")
+			_ = r.Header.Write(w)
+		case "long":
+			// The token straddles the point where the body is cut.
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, long[:bound-5]+token+long)
+		}
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, kase := range []string{"401", "500", "long"} {
+		c, err := New(Config{URL: srv.URL + "/" + kase, Token: TokenFile(tokFile), Retries: 1, Backoff: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.LabelValues(context.Background(), "app", time.Now().Add(-time.Hour), time.Now())
+		if err == nil {
+			t.Fatalf("%s: want an error", kase)
+		}
+		msg := err.Error()
+		for i := 8; i <= len(token); i++ {
+			if strings.Contains(msg, token[:i]) || strings.Contains(msg, token[len(token)-i:]) {
+				t.Fatalf("%s: the error carries (part of) the token: %.300s", kase, msg)
+			}
+		}
+		if len(msg) > bound+500 {
+			t.Fatalf("%s: an error of %d bytes: error bodies must be bounded", kase, len(msg))
+		}
+		if kase != "long" && !strings.Contains(msg, "[redacted]") {
+			t.Fatalf("%s: want the echoed token marked [redacted], got %.300s", kase, msg)
+		}
+	}
+}
+
+// A token file of two lines (or with another control character) fails naming the file and
+// the fix, never with net/http's bare "invalid header field value", and never quoting it.
+func TestTokenFileOfTwoLines(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"two-lines": "sha256~first-line\nsha256~second-line\n", "crlf": "sha256~t0k\r\nx", "tab": "sha256~a\tb"} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := TokenFile(p)(context.Background())
+		if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "fix:") || strings.Contains(err.Error(), "sha256~") {
+			t.Errorf("%s: %v, want an error naming the file and the fix, without the token", name, err)
+		}
+	}
+	// Surrounding white space (a trailing newline) is fine.
+	p := filepath.Join(dir, "ok")
+	os.WriteFile(p, []byte("  sha256~ok\n"), 0o600)
+	if tok, err := TokenFile(p)(context.Background()); err != nil || tok != "sha256~ok" {
+		t.Errorf("one line: %q, %v", tok, err)
 	}
 }

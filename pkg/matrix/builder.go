@@ -77,7 +77,8 @@ type pending struct {
 //   - Egress means: FlowDirection is not "0" (the copy entering the observing node; the
 //     sender's copy counts), the source is inside (SrcType Pod or Node, SrcSubnetLabel Pods or
 //     Machines, or SrcAddr in ClusterNetworks), and the destination is outside (no DstType, no
-//     subnet label or an "EXT:" one, not in ClusterNetworks, and routable: not multicast,
+//     subnet label of the cluster's (Pods, Services, Machines): a custom label, with EXT: or
+//     without, is outside; not in ClusterNetworks, and routable: not multicast,
 //     broadcast, loopback or link-local except the cloud metadata 169.254.169.254).
 //     Anything else → NotEgress, or DNSNamedOnly for an in-cluster DNS query carrying DnsName.
 //   - Server port. TCP/SCTP: a pure SYN → DstPort (syn); SYN_ACK → response; a server DstPort
@@ -92,8 +93,8 @@ type pending struct {
 //     CronJob "<cronjob>"; a mirror pod (owner kind Node, or an openshift-* pod named
 //     "<name>-<its node>" that owns itself) → StaticPod "<name>"; nodes (host network,
 //     kubelet, CRI-O) → kind Node, no namespace, workload = the node's role.
-//   - Destination: the hostname Names resolved the address to during the flow, else an EXT:
-//     subnet label, else the IP. DNS flows only list what each source asked for (DNSQueries):
+//   - Destination: the hostname Names resolved the address to during the flow, else its
+//     custom subnet label (Matrix.UnprefixedLabels lists those without EXT:), else the IP. DNS flows only list what each source asked for (DNSQueries):
 //     NetObserv records no answers, so they never name an IP.
 //   - SNAT (OVN-Kubernetes): a pod's egress is recorded again after OVN SNATs it on br-ex
 //     (or on an EgressIP node), from the node or egress IP. Node-sourced egress records that
@@ -131,6 +132,8 @@ type Builder struct {
 	podConns map[connKey]int64
 	podHosts map[hostKey]int64
 	xlat     bool // a record carried PacketTranslation fields
+
+	unprefixed map[string]struct{} // egress subnet labels without EXT:
 }
 
 // NewBuilder returns an empty builder.
@@ -234,7 +237,7 @@ func (b *Builder) Add(r flow.Record) {
 	}
 	dstAddr, dstOK := parseAddr(r.DstAddr)
 	egress := r.FlowDirection != "0" && srcInside && r.IsIP() && dstOK &&
-		r.DstType == "" && (r.DstSubnetLabel == "" || strings.HasPrefix(r.DstSubnetLabel, "EXT:")) &&
+		r.DstType == "" && !clusterLabels[r.DstSubnetLabel] &&
 		!b.inCluster(dstAddr) && routable(dstAddr)
 	if !egress {
 		if dnsEvidence {
@@ -243,6 +246,14 @@ func (b *Builder) Add(r flow.Record) {
 			b.stats.NotEgress += n
 		}
 		return
+	}
+	if l := r.DstSubnetLabel; l != "" && !strings.HasPrefix(l, "EXT:") {
+		// NetObserv's CRD asks for EXT: on external labels; without it the flows are still
+		// egress (the cluster's networks say what is inside), and the label is reported.
+		if b.unprefixed == nil {
+			b.unprefixed = map[string]struct{}{}
+		}
+		b.unprefixed[l] = struct{}{}
 	}
 	dst := b.destination(&r, dstAddr)
 	proto, port, evidence, reason := b.serverPort(&r)
@@ -283,6 +294,10 @@ func (b *Builder) Add(r flow.Record) {
 		a.add(&r, n, dstAddr)
 	}
 }
+
+// clusterLabels are the subnet labels NetObserv gives the cluster's own networks (pods,
+// services, machines, detected on OpenShift). Every other label names something outside.
+var clusterLabels = map[string]bool{"Pods": true, "Services": true, "Machines": true}
 
 // cloudMetadata is the link-local address of the cloud metadata service: a real external
 // dependency of nodes, unlike the rest of 169.254.0.0/16 (OVN-Kubernetes masquerade IPs).
@@ -485,12 +500,12 @@ func (b *Builder) role(names ...string) string {
 }
 
 // destination names the destination: a hostname resolved in the cluster at the time of
-// the flow, else a NetObserv custom subnet label, else the IP.
+// the flow, else a NetObserv custom subnet label (any but the cluster's), else the IP.
 func (b *Builder) destination(r *flow.Record, addr netip.Addr) dstID {
 	if host, ok := b.opts.Names.LookupRange(addr, r.Start, r.End); ok {
 		return dstID{name: host, namedBy: NamedByHostname}
 	}
-	if strings.HasPrefix(r.DstSubnetLabel, "EXT:") {
+	if r.DstSubnetLabel != "" {
 		return dstID{name: r.DstSubnetLabel, namedBy: NamedBySubnetLabel}
 	}
 	return dstID{name: addr.String(), namedBy: NamedByIP}
@@ -647,6 +662,10 @@ func (b *Builder) Matrix() *Matrix {
 		return srcLess(srcID{a.SrcNamespace, a.SrcKind, a.SrcWorkload}, srcID{c.SrcNamespace, c.SrcKind, c.SrcWorkload})
 	})
 	m.DecodeErrors = append([]string(nil), b.decodeErr...)
+	for l := range b.unprefixed {
+		m.UnprefixedLabels = append(m.UnprefixedLabels, l)
+	}
+	sort.Strings(m.UnprefixedLabels)
 	return m
 }
 

@@ -501,3 +501,51 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "records/s")
 }
+
+// A destination under a custom subnet label without the EXT: prefix (the flow-matrix
+// recipe's AWS_S3_eu-west-3, the lab's EXTERNAL) is egress named by its label: in-cluster is
+// what the cluster's networks say. The records are shaped as the real flowlogs-pipeline
+// writes them (docs: /work/shared/design/lab.md): the label in the JSON line, the
+// Kubernetes fields as stream labels.
+func TestCustomSubnetLabelWithoutEXTIsEgress(t *testing.T) {
+	labels := map[string]string{"app": "netobserv-flowcollector", "SrcK8S_Namespace": "app", "SrcK8S_OwnerName": "web",
+		"SrcK8S_Type": "Pod", "K8S_FlowLayer": "app", "FlowDirection": "1"}
+	line := func(dst, label string) []byte {
+		return fmt.Appendf(nil, `{"SrcAddr":"10.128.0.5","SrcPort":49308,"DstAddr":%q,"DstPort":443,"Proto":6,`+
+			`"Bytes":559,"Packets":7,"Flags":["SYN","ACK","FIN_ACK"],"Interfaces":["genev_sys_6081"],"IfDirections":[1],`+
+			`"Sampling":1,"AgentIP":"10.0.0.4","TimeFlowStartMs":1796190781291,"TimeFlowEndMs":1796190781294,`+
+			`"TimeReceived":1796190781,"Udns":[""],"Etype":2048,"Dscp":0,"SrcK8S_OwnerType":"Deployment","SrcSubnetLabel":"Pods",`+
+			`"DstSubnetLabel":%q}`, dst, label)
+	}
+	var recs []flow.Record
+	for _, l := range []struct{ addr, label string }{
+		{"3.5.246.1", "AWS_S3_eu-west-3"}, {"3.5.246.2", "AWS_S3_eu-west-3"},
+		{"198.18.0.1", "EXTERNAL"},
+		{"52.95.1.1", "EXT:aws-ec2"},
+		// A custom label on an address of the cluster's networks stays in-cluster.
+		{"10.0.3.7", "my-machines"},
+	} {
+		r, err := flow.DecodeLine(labels, line(l.addr, l.label))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	m := build(t, testOptions(), recs...)
+	want := "app/Deployment/web -> AWS_S3_eu-west-3 TCP/443 syn; app/Deployment/web -> EXT:aws-ec2 TCP/443 syn; app/Deployment/web -> EXTERNAL TCP/443 syn"
+	if got := keys(m); got != want {
+		t.Fatalf("entries %q\nwant %q", got, want)
+	}
+	for _, e := range m.Entries {
+		if e.DstNamedBy != NamedBySubnetLabel || e.DstSubnetLabel != e.DstName {
+			t.Errorf("%s: named by %s, label %q: want named by its subnet label", e.Key(), e.DstNamedBy, e.DstSubnetLabel)
+		}
+	}
+	if m.Stats.Egress != 4 || m.Stats.NotEgress != 1 {
+		t.Fatalf("stats %+v: want 4 egress, 1 in-cluster", m.Stats)
+	}
+	// A configuration warning, never a drop: the labels without EXT: are listed.
+	if got := strings.Join(m.UnprefixedLabels, ","); got != "AWS_S3_eu-west-3,EXTERNAL" {
+		t.Fatalf("UnprefixedLabels %q, want AWS_S3_eu-west-3,EXTERNAL", got)
+	}
+}

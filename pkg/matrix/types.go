@@ -98,6 +98,10 @@ type Matrix struct {
 	// cannot be told from the node's own connections, so Node entries may include pod
 	// traffic: a report should say so.
 	PacketTranslation bool `json:"packetTranslation,omitempty"`
+	// UnprefixedLabels are the custom subnet labels of egress destinations that lack the
+	// EXT: prefix the FlowCollector CRD asks for: their flows are egress all the same, but
+	// NetObserv's own filters take them for in-cluster; a configuration warning.
+	UnprefixedLabels []string `json:"unprefixedSubnetLabels,omitempty"`
 	// Lacks lists the entry columns the flow source could not give (e.g. "bytes",
 	// "firstSeen", "lastSeen" from counters): their values are unknown, not zero.
 	Lacks []string `json:"lacks,omitempty"`

@@ -52,8 +52,10 @@ func dnsSelection(extra []lokiquery.Matcher) lokiquery.Pipeline {
 	}
 	sel = append(sel, extra...)
 	return lokiquery.Pipeline{
-		Selector:    sel,
-		LineFilters: []lokiquery.LineFilter{{Op: lokiquery.LineContains, Text: `"DnsName":"`}},
+		Selector: sel,
+		// The key alone, whatever JSON white space follows it; DnsName != "" below keeps
+		// the lines that have a name.
+		LineFilters: []lokiquery.LineFilter{{Op: lokiquery.LineContains, Text: `"DnsName"`}},
 		JSONFields: []string{"DnsName", "Duplicate", "DstK8S_Type", "DstPort", "DstSubnetLabel", "Proto",
 			"SrcK8S_HostName", "SrcK8S_Name", "SrcK8S_OwnerType", "SrcK8S_Type", "SrcPort", "SrcSubnetLabel"},
 		LabelFilters: []lokiquery.Matcher{
@@ -86,6 +88,9 @@ func (c *client) DNSQueries(ctx context.Context, o Options) ([]flow.Record, erro
 	}
 	base := DNSPipeline(o.Matchers)
 	if err := base.Validate(); err != nil {
+		return nil, fmt.Errorf("DNS queries: %w", err)
+	}
+	if err := c.CheckWindow(ctx, o.From, o.To); err != nil {
 		return nil, fmt.Errorf("DNS queries: %w", err)
 	}
 	if o.Barrier.Timeout > 0 {

@@ -158,7 +158,7 @@ func TestDNSPipelineSyntax(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := m.String()
-	for _, want := range []string{`|= "\"DnsName\":\""`, `| DnsName!=""`, `(DstK8S_Type!="" or DstSubnetLabel=~"^(?:Pods|Services|Machines)$")`,
+	for _, want := range []string{`|= "\"DnsName\""`, `| DnsName!=""`, `(DstK8S_Type!="" or DstSubnetLabel=~"^(?:Pods|Services|Machines)$")`,
 		"sum by (SrcK8S_Namespace, SrcK8S_OwnerName, SrcK8S_Type, SrcK8S_OwnerType", `K8S_ClusterName="ci"`} {
 		if !strings.Contains(q, want) {
 			t.Errorf("query %s lacks %s", q, want)

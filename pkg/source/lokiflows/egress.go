@@ -204,6 +204,9 @@ func (c *client) Egress(ctx context.Context, o Options) (*Result, error) {
 	if err := base.Validate(); err != nil {
 		return nil, err
 	}
+	if err := c.CheckWindow(ctx, o.From, o.To); err != nil {
+		return nil, err
+	}
 	if o.Barrier.Timeout > 0 {
 		if err := c.WaitIngested(ctx, o.To, o.Barrier); err != nil {
 			return nil, err

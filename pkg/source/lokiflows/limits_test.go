@@ -357,3 +357,24 @@ func TestLabelFilterRegexAnchored(t *testing.T) {
 		t.Logf("this Loki reads %s as a substring test: %v", raw, v)
 	}
 }
+
+// Egress refuses at once a window older than Loki's max_query_lookback: Loki would have
+// cut its start from the data and the count alike, and the pull passed.
+func TestEgressRefusesWindowPastLookback(t *testing.T) {
+	s := lokitest.Start(t, lokitest.Limits{MaxQueryLookback: 90 * time.Minute})
+	from, to := window() // [now-2h, now-1h)
+	gs := lokitest.Generate(lokitest.GenConfig{Records: 2000, From: from, To: to, Seed: 7})
+	pushed(t, s, gs)
+	c := testClient(t, s)
+	_, err := c.Egress(context.Background(), Options{From: from, To: to})
+	if err == nil || !strings.Contains(err.Error(), "max_query_lookback") {
+		t.Fatalf("a window past the lookback: %v, want refused naming max_query_lookback", err)
+	}
+	if n := c.Requests(); n != 0 {
+		t.Errorf("%d queries before refusing", n)
+	}
+	_, err = c.Egress(context.Background(), Options{From: time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), To: to})
+	if err == nil || !strings.Contains(err.Error(), "fix:") {
+		t.Fatalf("an unbounded window: %v, want refused at once", err)
+	}
+}

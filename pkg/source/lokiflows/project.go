@@ -1,6 +1,7 @@
 package lokiflows
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -163,10 +164,22 @@ func portRegexes(p matrix.PortPolicy) (dynamic, server string) {
 // list of names, which `| json` skips: two regexp stages set FlagSYN and FlagSYNACK when
 // the name is in the list, so the many flag combinations make no more than four keys.
 // Older records hold an integer bitfield, which `| json` extracts as Flags.
+//
+// The stages read every spelling of the list but one: JSON white space around the colon,
+// the brackets and the commas (`"Flags": ["SYN", "ACK"]`) is matched; a \u escape (in the
+// key or a name) is not, so the third stage marks any line with one, and keyRecord fails
+// the pull on it rather than lose a flag the line holds (the raw read decodes it).
 var flagStages = []string{
-	"regexp " + strconv.Quote(`"Flags":\[[^\]]*"(?P<FlagSYN>SYN)"`),
-	"regexp " + strconv.Quote(`"Flags":\[[^\]]*"(?P<FlagSYNACK>SYN_ACK)"`),
+	"regexp " + strconv.Quote(`"Flags"`+jsonSpace+`:`+jsonSpace+`\[[^\]]*"(?P<FlagSYN>SYN)"`),
+	"regexp " + strconv.Quote(`"Flags"`+jsonSpace+`:`+jsonSpace+`\[[^\]]*"(?P<FlagSYNACK>SYN_ACK)"`),
+	"regexp " + strconv.Quote(`(?P<`+escapeLabel+`>\\u)`),
 }
+
+// jsonSpace is JSON's insignificant white space.
+const jsonSpace = `[ \t\n\r]*`
+
+// escapeLabel marks the lines the flag stages may misread.
+const escapeLabel = "JSONEscape"
 
 // synBitfield matches an integer bitfield with bit 0x02 (SYN) set: the number modulo 4
 // is 2 or 3, which its last two digits tell.
@@ -221,7 +234,7 @@ var (
 		"SrcAddr", "SrcPort", "SrcSubnetLabel",
 		"DstAddr", "DstPort", "DstSubnetLabel", "DstK8S_Type",
 		"Proto", "Flags", "FlagSYN", "FlagSYNACK", "FlowDirection", "DnsName", "Sampling", "Duplicate", "Etype",
-		"XlatSrcAddr", "XlatDstAddr", "XlatSrcPort", "XlatDstPort",
+		"XlatSrcAddr", "XlatDstAddr", "XlatSrcPort", "XlatDstPort", escapeLabel,
 	}
 	sourceNameLabels = []string{"SrcK8S_Name", "SrcK8S_HostName", "SrcAddr"}
 )
@@ -323,6 +336,9 @@ func aggregateQueries(base lokiquery.Pipeline, p matrix.PortPolicy) ([]aggQuery,
 	}, nil
 }
 
+// errEscaped is the counts-only failure on lines its regexp stages cannot read.
+var errEscaped = errors.New(`egress lines of the window spell JSON with \u escapes, which the counts-only stages cannot read (a SYN flag so spelled would be lost, and its flow's server port with it); fix: pull without --counts-only (the default pull decodes every line)`)
+
 // keyRecord is the projected record of an aggregate's labels. A port missing on TCP, UDP
 // or SCTP was dropped as dynamic: the filters admit such a destination port only on a
 // response leg, and such a source port only where Project makes it flow.EphemeralPort.
@@ -330,6 +346,9 @@ func keyRecord(l map[string]string, p matrix.PortPolicy) (flow.Record, error) {
 	r, err := recordFromLabels(l)
 	if err != nil {
 		return r, err
+	}
+	if l[escapeLabel] != "" {
+		return r, fmt.Errorf("aggregate %s: %w", lokiquery.MapKey(l), errEscaped)
 	}
 	if l["FlagSYN"] != "" {
 		r.Flags |= flow.FlagSYN
