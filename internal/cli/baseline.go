@@ -22,6 +22,7 @@ func newBaselineCmd() *cobra.Command {
 
 func newBaselineUpdateCmd() *cobra.Command {
 	var naming namingFlags
+	var ph placeholderFlags
 	var file string
 	var with []string
 	sources := newSources()
@@ -45,6 +46,10 @@ cluster uses (e.g. common.yaml when FILE is platform/aws.yaml): what they docume
 			if err != nil {
 				return err
 			}
+			vals, err := ph.values()
+			if err != nil {
+				return err
+			}
 			var others *baseline.Baseline
 			if len(with) > 0 {
 				if others, err = baseline.Load(with...); err != nil {
@@ -63,7 +68,7 @@ cluster uses (e.g. common.yaml when FILE is platform/aws.yaml): what they docume
 			}
 			m := res.Matrix
 			warnIncomplete(cmd.ErrOrStderr(), m)
-			added, err := baseline.UpdateWith(file, m, others)
+			added, err := baseline.UpdateResolved(file, m, others, vals)
 			if err != nil {
 				return err
 			}
@@ -85,6 +90,7 @@ cluster uses (e.g. common.yaml when FILE is platform/aws.yaml): what they docume
 	cmd.Flags().StringVar(&file, "baseline", "", "the baseline file to update (created if missing)")
 	cmd.Flags().StringArrayVar(&with, "with", nil, "another baseline file of the same cluster, whose entries count as documented; repeat")
 	naming.add(cmd.Flags())
+	ph.add(cmd.Flags())
 	for _, s := range sources {
 		s.addFlags(cmd.Flags())
 	}

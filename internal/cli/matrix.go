@@ -84,6 +84,9 @@ func warnIncomplete(w io.Writer, m *matrix.Matrix) {
 	if s.Undecodable > 0 {
 		fmt.Fprintf(w, "warning: %d records could not be decoded (see decodeErrors)\n", s.Undecodable)
 	}
+	if s.Masquerade > 0 || s.LinkLocalV6 > 0 {
+		fmt.Fprintf(w, "note: %d records to OVN-Kubernetes' masquerade range and %d to IPv6 link-local (fe80::/10) are not egress (stats masquerade, linkLocalV6); every other IPv4 link-local destination counts as egress\n", s.Masquerade, s.LinkLocalV6)
+	}
 	if s.Undecided > 0 {
 		fmt.Fprintf(w, "warning: %d egress records (%d distinct) have no decidable server port and are in no entry (see undecided)\n", s.Undecided, m.UndecidedDistinct)
 	}
@@ -100,6 +103,7 @@ func warnLabels(w io.Writer, m *matrix.Matrix) {
 func newMatrixDiffCmd() *cobra.Command {
 	var naming namingFlags
 	var bl baselineFlags
+	var ph placeholderFlags
 	var format string
 	var allowUndecided bool
 	sources := newSources()
@@ -125,6 +129,9 @@ undecodable records.`,
 			if err != nil {
 				return err
 			}
+			if b, err = ph.resolve(b); err != nil {
+				return err
+			}
 			opts, err := naming.options()
 			if err != nil {
 				return err
@@ -142,6 +149,7 @@ undecodable records.`,
 		},
 	}
 	bl.add(cmd.Flags())
+	ph.add(cmd.Flags())
 	naming.add(cmd.Flags())
 	for _, s := range sources {
 		s.addFlags(cmd.Flags())
@@ -199,6 +207,7 @@ func init() {
 
 func newMatrixRenderCmd() *cobra.Command {
 	var bl baselineFlags
+	var ph placeholderFlags
 	var fw firewallFlags
 	var format string
 	cmd := &cobra.Command{
@@ -219,12 +228,21 @@ func newMatrixRenderCmd() *cobra.Command {
 				return fmt.Errorf("%s: no entry to render (the files say `entries: []`); fix: select the baseline of a cluster (--version, --platform, --topology) or a file that documents connections", strings.Join(b.Files, ", "))
 			}
 			if table {
-				return r(cmd.OutOrStdout(), b)
+				// The published table: placeholders without a value read as the docs write them.
+				v, err := ph.values()
+				if err != nil {
+					return err
+				}
+				return r(cmd.OutOrStdout(), baseline.Display(b, v))
+			}
+			if b, err = ph.resolve(b); err != nil {
+				return err
 			}
 			return renderFirewall(cmd.OutOrStdout(), cmd.ErrOrStderr(), b, format, strings.Join(b.Files, ","), &fw)
 		},
 	}
 	bl.add(cmd.Flags())
+	ph.add(cmd.Flags())
 	fw.add(cmd.Flags())
 	cmd.Flags().StringVarP(&format, "output", "o", report.AsciiDoc, "output format: csv, markdown, asciidoc (the published table), or "+strings.Join(firewall.Formats, ", "))
 	return cmd

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -24,6 +25,7 @@ type namingFlags struct {
 	nodeRoles       []string
 	serverPorts     []int
 	udpManySources  int
+	masquerade      []string
 	fs              *pflag.FlagSet
 }
 
@@ -34,12 +36,13 @@ func (f *namingFlags) add(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.nodeRoles, "node-role", nil, "NODE=ROLE: the role of a node (control-plane, worker, infra, ...); repeat")
 	fs.IntSliceVar(&f.serverPorts, "server-port", nil, "port at or above 1024 that is a server port (e.g. 6443); repeat or comma-separate")
 	fs.IntVar(&f.udpManySources, "udp-many-sources", 0, "a UDP port reached from at least this many source ports is a server port (0: the matrix default)")
+	fs.StringSliceVar(&f.masquerade, "masquerade-cidr", nil, "OVN-Kubernetes' masquerade subnet(s), the only cluster-internal link-local destinations (network.operator cluster gatewayConfig.ipv4/ipv6.internalMasqueradeSubnet); repeat or comma-separate; \"none\" for no such range; default 169.254.0.0/17, 169.254.169.0/29 and fd69::/112")
 }
 
 // changed reports whether any naming flag was given.
 func (f *namingFlags) changed() []string {
 	var out []string
-	for _, n := range []string{"names", "cluster-network", "node-role", "server-port", "udp-many-sources"} {
+	for _, n := range []string{"names", "cluster-network", "node-role", "server-port", "udp-many-sources", "masquerade-cidr"} {
 		if f.fs != nil && f.fs.Changed(n) {
 			out = append(out, "--"+n)
 		}
@@ -59,6 +62,19 @@ func (f *namingFlags) options() (matrix.Options, error) {
 			return opts, fmt.Errorf("--cluster-network: %w", err)
 		}
 		opts.ClusterNetworks = append(opts.ClusterNetworks, p)
+	}
+	if f.fs != nil && f.fs.Changed("masquerade-cidr") {
+		opts.MasqueradeNetworks = []netip.Prefix{}
+		for _, c := range f.masquerade {
+			if c = strings.TrimSpace(c); c == "none" && len(f.masquerade) == 1 {
+				break
+			}
+			p, err := netip.ParsePrefix(c)
+			if err != nil || !p.Addr().IsLinkLocalUnicast() && !(p.Addr().Is6() && strings.HasPrefix(p.Masked().String(), "fd")) {
+				return opts, fmt.Errorf("--masquerade-cidr %q is not a link-local (or fd00::/8) CIDR; fix: write the cluster's internalMasqueradeSubnet, e.g. 169.254.0.0/17 or fd69::/112, or none", c)
+			}
+			opts.MasqueradeNetworks = append(opts.MasqueradeNetworks, p.Masked())
+		}
 	}
 	if len(f.nodeRoles) > 0 {
 		opts.NodeRoles = map[string]string{}
@@ -287,4 +303,38 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// placeholderFlags give the values of the baseline's placeholders ({appsDomain}, {apiHost},
+// {region}, {bmcNetwork}; see baseline/README.md).
+type placeholderFlags struct {
+	clusterDomain, region, bmcNetwork string
+}
+
+func (f *placeholderFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.clusterDomain, "cluster-domain", "", "the cluster's domain, <cluster_name>.<base_domain> (the part after api. of the API URL): resolves the baseline's {appsDomain} (apps.DOMAIN) and {apiHost} (api.DOMAIN)")
+	fs.StringVar(&f.region, "region", "", "the cloud region (Infrastructure status.platformStatus.<cloud>.region): resolves the baseline's {region}")
+	fs.StringVar(&f.bmcNetwork, "bmc-network", "", "bare metal: the CIDR of the hosts' BMC addresses: resolves the baseline's {bmcNetwork}")
+}
+
+func (f *placeholderFlags) values() (baseline.Values, error) {
+	var v baseline.Values
+	if f.clusterDomain != "" {
+		var err error
+		if v, err = baseline.ClusterDomainValues(f.clusterDomain); err != nil {
+			return v, fmt.Errorf("--cluster-domain: %w", err)
+		}
+	}
+	v.Region, v.BMCNetwork = f.region, f.bmcNetwork
+	return v, nil
+}
+
+// resolve replaces the baseline's placeholders by the flags' values; one without a value is
+// an error naming the file, the entry and the flag.
+func (f *placeholderFlags) resolve(b *baseline.Baseline) (*baseline.Baseline, error) {
+	v, err := f.values()
+	if err != nil {
+		return nil, err
+	}
+	return baseline.Resolve(b, v)
 }

@@ -153,8 +153,26 @@ func observedHost(o *matrix.Entry) string {
 	if o.DstNamedBy != matrix.NamedByHostname && o.DstNamedBy != matrix.NamedByDNSFlow {
 		return ""
 	}
-	return strings.TrimSuffix(strings.ToLower(o.DstName), ".")
+	return normalizeHost(o.DstName)
 }
+
+// observedHosts are all the hostnames of an observed entry: DstName and, when several names
+// resolved to its addresses, every one of them (matrix.Entry.DstNames).
+func observedHosts(o *matrix.Entry) []string {
+	h := observedHost(o)
+	if h == "" {
+		return nil
+	}
+	out := []string{h}
+	for _, n := range o.DstNames {
+		if n = normalizeHost(n); n != h && n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func normalizeHost(h string) string { return strings.TrimSuffix(strings.ToLower(h), ".") }
 
 // addresses returns the observed destination addresses.
 func addresses(o *matrix.Entry) []netip.Addr {
@@ -202,6 +220,22 @@ func (c *compiled) matchDestination(o *matrix.Entry, host string, addrs []netip.
 	return 0, false
 }
 
+// alsoNamed says which other names shared the destination's addresses, so that a report shows
+// that one address served several hosts (e.g. every *.apps route behind the ingress load
+// balancer).
+func alsoNamed(o *matrix.Entry, host string) string {
+	var others []string
+	for _, h := range observedHosts(o) {
+		if h != host {
+			others = append(others, h)
+		}
+	}
+	if len(others) == 0 {
+		return ""
+	}
+	return "; the address also resolved for " + strings.Join(others, ", ")
+}
+
 // truncatedDNSName: NetObserv truncates DnsName, so a full-length DNS-flow name may be the
 // start of the host.
 func truncatedDNSName(o *matrix.Entry, host, want string) bool {
@@ -214,9 +248,9 @@ func (c *compiled) describeDestination(o *matrix.Entry, host string, addrs []net
 	case c.host != "" && host != c.host:
 		return fmt.Sprintf("host %s starts with %s (named by dns-flow, truncated to %d bytes)", c.host, host, DNSNameMax)
 	case c.host != "":
-		return fmt.Sprintf("host %s (named by %s)", c.host, o.DstNamedBy)
+		return fmt.Sprintf("host %s (named by %s%s)", c.host, o.DstNamedBy, alsoNamed(o, host))
 	case c.suffix != "":
-		return fmt.Sprintf("host *%s covers %s (named by %s)", c.suffix, host, o.DstNamedBy)
+		return fmt.Sprintf("host *%s covers %s (named by %s%s)", c.suffix, host, o.DstNamedBy, alsoNamed(o, host))
 	case c.prefix.IsValid():
 		if len(addrs) > 1 {
 			return fmt.Sprintf("cidr %s contains all %d addresses of %s", c.prefix, len(addrs), o.DstName)
@@ -263,11 +297,12 @@ func Diff(m *matrix.Matrix, b *Baseline) *Result {
 }
 
 func bestMatch(cands []compiled, o *matrix.Entry) (*compiled, string, bool) {
-	host := observedHost(o)
+	hosts := observedHosts(o)
 	var addrs []netip.Addr
 	addrsDone := false
 	var best *compiled
 	var bestScore score
+	var bestHost string
 	for i := range cands {
 		c := &cands[i]
 		if !c.ports.Contains(o.Port) || !matchSource(c.e.Source, o) { // ICMP: {0, 0} contains port 0
@@ -276,13 +311,23 @@ func bestMatch(cands []compiled, o *matrix.Entry) (*compiled, string, bool) {
 		if c.prefix.IsValid() && !addrsDone {
 			addrs, addrsDone = addresses(o), true
 		}
-		d, ok := c.matchDestination(o, host, addrs)
+		// Any of the names resolved to the destination may match; the best one counts.
+		d, host, ok := 0, "", false
+		if c.host != "" || c.suffix != "" {
+			for _, h := range hosts {
+				if hd, hok := c.matchDestination(o, h, addrs); hok && (!ok || hd > d) {
+					d, host, ok = hd, h, true
+				}
+			}
+		} else {
+			d, ok = c.matchDestination(o, "", addrs)
+		}
 		if !ok {
 			continue
 		}
 		s := score{dst: d, src: c.src, portWidth: c.ports.Max - c.ports.Min, order: c.order}
 		if best == nil || s.better(bestScore) {
-			best, bestScore = c, s
+			best, bestScore, bestHost = c, s, host
 		}
 	}
 	if best == nil {
@@ -295,7 +340,7 @@ func bestMatch(cands []compiled, o *matrix.Entry) (*compiled, string, bool) {
 			port += " in " + best.ports.String()
 		}
 	}
-	return best, best.describeDestination(o, host, addrs) + "; " + describeSource(best.e.Source, o) + "; " + port, true
+	return best, best.describeDestination(o, bestHost, addrs) + "; " + describeSource(best.e.Source, o) + "; " + port, true
 }
 
 // ObservedLess orders observed entries as the matrix does (matrix.EntryLess), so that

@@ -102,6 +102,12 @@ func Update(path string, m *matrix.Matrix) (added []Entry, err error) {
 // UpdateWith is Update where others holds the other files selected for the cluster (e.g.
 // common.yaml when path is a platform file): what they document is not added to path.
 func UpdateWith(path string, m *matrix.Matrix, others *Baseline) (added []Entry, err error) {
+	return UpdateResolved(path, m, others, Values{})
+}
+
+// UpdateResolved is UpdateWith for files with placeholders ("*.{appsDomain}"): vals resolves
+// them for the comparison (an unresolved one is an error), while the file keeps them.
+func UpdateResolved(path string, m *matrix.Matrix, others *Baseline, vals Values) (added []Entry, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("baseline update: cannot read %s: %w", path, err)
@@ -126,7 +132,11 @@ func UpdateWith(path string, m *matrix.Matrix, others *Baseline) (added []Entry,
 	if err := errors.Join(checkDuplicates(all.Entries)...); err != nil {
 		return nil, fmt.Errorf("baseline update: %w", err)
 	}
-	r := Diff(m, all)
+	resolved, err := Resolve(all, vals)
+	if err != nil {
+		return nil, fmt.Errorf("baseline update: %w", err)
+	}
+	r := Diff(m, resolved)
 
 	flip := map[int]bool{}
 	for _, mt := range r.Matched {

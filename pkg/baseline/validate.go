@@ -245,8 +245,23 @@ func checkGlob(p string) error {
 
 func isGlob(p string) bool { return strings.ContainsAny(p, "*?[") }
 
-// checkHost validates a hostname or a leading-label wildcard ("*.quay.io").
+// checkHost validates a hostname or a leading-label wildcard ("*.quay.io"), which may hold
+// placeholders ("*.{appsDomain}", "ec2.{region}.amazonaws.com"; see placeholders.go).
 func checkHost(h string) (msg, fix string) {
+	if !HasPlaceholder(h) {
+		return checkHostName(h)
+	}
+	sample, msg, fix := checkPlaceholders("host", h)
+	if msg != "" {
+		return msg, fix
+	}
+	if msg, fix := checkHostName(sample); msg != "" {
+		return fmt.Sprintf("host %q with sample values for its placeholders (%q): %s", h, sample, msg), fix
+	}
+	return "", ""
+}
+
+func checkHostName(h string) (msg, fix string) {
 	if a, err := netip.ParseAddr(h); err == nil {
 		return fmt.Sprintf("host %q is an IP address", h), fmt.Sprintf("write it as destination.cidr: %s/%d", a.Unmap(), a.Unmap().BitLen())
 	}
@@ -298,6 +313,10 @@ func ParseCIDR(s string) (netip.Prefix, error) {
 }
 
 func checkCIDR(s string) (msg, fix string) {
+	if HasPlaceholder(s) {
+		_, msg, fix := checkPlaceholders("cidr", s)
+		return msg, fix
+	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		if a, aerr := netip.ParseAddr(s); aerr == nil {
@@ -396,6 +415,9 @@ func destinationsOverlap(a, b Destination) bool {
 	case a.SubnetLabel != "" && b.SubnetLabel != "":
 		return a.SubnetLabel == b.SubnetLabel
 	case a.CIDR != "" && b.CIDR != "":
+		if a.CIDR == b.CIDR {
+			return true // also two "{bmcNetwork}"
+		}
 		pa, _ := a.Prefix()
 		pb, _ := b.Prefix()
 		return pa.Overlaps(pb)

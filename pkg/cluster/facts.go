@@ -14,6 +14,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 )
@@ -35,9 +37,20 @@ type Facts struct {
 	MachineNetworkSource string `json:"machineNetworkSource"`
 	HTTPSProxy           bool   `json:"httpsProxy"` // a cluster-wide HTTPS proxy is configured
 	// Proxy is the cluster-wide proxy in effect (Proxy "cluster" status), nil without one.
-	Proxy         *Proxy   `json:"proxy,omitempty"`
-	Nodes         []Node   `json:"nodes"`
-	BaselineFiles []string `json:"baselineFiles,omitempty"`
+	Proxy *Proxy `json:"proxy,omitempty"`
+	// AppsDomain is the ingress domain, apps.<cluster>.<base_domain> (Ingress config
+	// "cluster" spec.domain); APIHost the external API host (Infrastructure
+	// status.apiServerURL); Region the cloud region (status.platformStatus.<cloud>.region).
+	// They resolve the baseline's {appsDomain}, {apiHost} and {region}; empty when unknown.
+	AppsDomain string `json:"appsDomain,omitempty"`
+	APIHost    string `json:"apiHost,omitempty"`
+	Region     string `json:"region,omitempty"`
+	// MasqueradeNetworks are OVN-Kubernetes' masquerade subnets (ReadMasqueradeNetworks),
+	// MasqueradeSource where they were read.
+	MasqueradeNetworks []string `json:"masqueradeNetworks,omitempty"`
+	MasqueradeSource   string   `json:"masqueradeSource,omitempty"`
+	Nodes              []Node   `json:"nodes"`
+	BaselineFiles      []string `json:"baselineFiles,omitempty"`
 }
 
 // Node is one node and the roles its labels give it.
@@ -81,6 +94,21 @@ func ReadFacts(ctx context.Context, cfg configclient.Interface, kube kubernetes.
 	f.InfrastructureTopology = string(infra.Status.InfrastructureTopology)
 	if f.Platform == "" || f.ControlPlaneTopology == "" {
 		return nil, fmt.Errorf("infrastructure \"cluster\" has no platform (%q) or control plane topology (%q) in its status", f.Platform, f.ControlPlaneTopology)
+	}
+	if f.APIHost, err = apiHost(infra.Status.APIServerURL); err != nil {
+		return nil, err
+	}
+	f.Region = region(infra.Status.PlatformStatus)
+
+	// The ingress domain: absent only on clusters without the ingress capability, whose
+	// baseline then cannot use {appsDomain} (resolving it fails, naming this fact).
+	ingress, err := cfg.ConfigV1().Ingresses().Get(ctx, "cluster", metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return nil, fmt.Errorf("read Ingress \"cluster\": %w", err)
+	default:
+		f.AppsDomain = strings.ToLower(strings.TrimSuffix(ingress.Spec.Domain, "."))
 	}
 
 	network, err := cfg.ConfigV1().Networks().Get(ctx, "cluster", metav1.GetOptions{})
@@ -195,6 +223,90 @@ func (f *Facts) ProxyNote() string {
 	}
 	return fmt.Sprintf("cluster-wide proxy %s: egress through it shows as flows to the proxy, so the matrix names the proxy and not the hosts behind it; document it in the baseline by the proxy's address and port (noProxy: %q)",
 		strings.Join(eps, ", "), f.Proxy.NoProxy)
+}
+
+// apiHost is the host of the API server URL ("https://api.c1.example.com:6443").
+func apiHost(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("infrastructure \"cluster\" status.apiServerURL %q is not a URL: %v", raw, err)
+	}
+	return strings.ToLower(u.Hostname()), nil
+}
+
+// region is the cloud region of the platforms whose status has one (Azure's has none).
+func region(ps *configv1.PlatformStatus) string {
+	switch {
+	case ps == nil:
+	case ps.AWS != nil:
+		return ps.AWS.Region
+	case ps.GCP != nil:
+		return ps.GCP.Region
+	case ps.IBMCloud != nil:
+		return ps.IBMCloud.Location
+	case ps.PowerVS != nil:
+		return ps.PowerVS.Region
+	}
+	return ""
+}
+
+// GVRNetworkOperator is the network operator's configuration, network.operator.openshift.io.
+var GVRNetworkOperator = GVR{Group: "operator.openshift.io", Version: "v1", Resource: "networks"}
+
+// Where OVN-Kubernetes' masquerade subnets come from, in the order they are looked for.
+const (
+	MasqueradeFromSpec       = "network.operator.openshift.io cluster spec.defaultNetwork.ovnKubernetesConfig.gatewayConfig"
+	MasqueradeFromAnnotation = "openshift-ovn-kubernetes/ovnkube-node annotation " + masqueradeAnnotation
+	MasqueradeFromDefault    = "ovn-kubernetes' built-in default (a cluster installed before 4.17)"
+	masqueradeAnnotation     = "networkoperator.openshift.io/default-masquerade-network-cidrs"
+)
+
+// ReadMasqueradeNetworks returns OVN-Kubernetes' masquerade subnets and where they were read:
+// the operator config's gatewayConfig.ipv4/ipv6.internalMasqueradeSubnet when set; else the
+// defaults cluster-network-operator recorded on the ovnkube-node DaemonSet (it keeps a
+// cluster's default across upgrades: 169.254.0.0/17 and fd69::/112 for clusters installed on
+// 4.17 or later; pkg/network/ovn_kubernetes.go); else, when it recorded none (an older
+// install), ovn-kubernetes' own default, 169.254.169.0/29 and fd69::/125
+// (go-controller/pkg/config/config.go). A network type other than OVN-Kubernetes has no
+// masquerade range: nil.
+func ReadMasqueradeNetworks(ctx context.Context, dyn dynamic.Interface, kube kubernetes.Interface, networkType string) ([]string, string, error) {
+	if networkType != "" && networkType != "OVNKubernetes" {
+		return nil, "", nil
+	}
+	op, err := dyn.Resource(GVRNetworkOperator).Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("read network.operator.openshift.io \"cluster\" (OVN-Kubernetes' masquerade subnet): %w", err)
+	}
+	var spec []string
+	for _, family := range []string{"ipv4", "ipv6"} {
+		v, _, err := unstructured.NestedString(op.Object, "spec", "defaultNetwork", "ovnKubernetesConfig", "gatewayConfig", family, "internalMasqueradeSubnet")
+		if err != nil {
+			return nil, "", fmt.Errorf("network.operator.openshift.io \"cluster\" gatewayConfig.%s.internalMasqueradeSubnet: %w", family, err)
+		}
+		if v != "" {
+			spec = append(spec, v)
+		}
+	}
+	if len(spec) > 0 {
+		return spec, MasqueradeFromSpec, checkCIDRs(MasqueradeFromSpec, spec)
+	}
+	ds, err := kube.AppsV1().DaemonSets("openshift-ovn-kubernetes").Get(ctx, "ovnkube-node", metav1.GetOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("read DaemonSet openshift-ovn-kubernetes/ovnkube-node (the masquerade subnet the network operator chose): %w", err)
+	}
+	var recorded []string
+	for _, c := range strings.Split(ds.Annotations[masqueradeAnnotation], ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			recorded = append(recorded, c)
+		}
+	}
+	if len(recorded) > 0 {
+		return recorded, MasqueradeFromAnnotation, checkCIDRs(MasqueradeFromAnnotation, recorded)
+	}
+	return []string{"169.254.169.0/29", "fd69::/125"}, MasqueradeFromDefault, nil
 }
 
 // clusterVersion is the version the cluster runs: the newest completed update, else the

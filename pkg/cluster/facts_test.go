@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	configv1 "github.com/openshift/api/config/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -132,5 +134,87 @@ func TestReadFactsProxy(t *testing.T) {
 	facts, err = ReadFacts(context.Background(), f.conf, f.kube)
 	if err != nil || facts.Proxy != nil || facts.ProxyNote() != "" {
 		t.Errorf("no proxy: %+v %v", facts.Proxy, err)
+	}
+}
+
+func TestReadFactsClusterDomain(t *testing.T) {
+	objs := clusterConfig("4.21.1", []string{"10.128.0.0/14"})
+	infra := objs[1].(*configv1.Infrastructure)
+	infra.Status.APIServerURL = "https://API.c1.example.com:6443"
+	infra.Status.PlatformStatus.AWS = &configv1.AWSPlatformStatus{Region: "eu-west-3"}
+	objs = append(objs, &configv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}, Spec: configv1.IngressSpec{Domain: "apps.c1.example.com"}})
+	f := newFakes(t, nil, objs)
+	facts, err := ReadFacts(context.Background(), f.conf, f.kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if facts.AppsDomain != "apps.c1.example.com" || facts.APIHost != "api.c1.example.com" || facts.Region != "eu-west-3" {
+		t.Errorf("apps %q api %q region %q", facts.AppsDomain, facts.APIHost, facts.Region)
+	}
+	// No Ingress config (no ingress capability): unknown, not an error; resolving
+	// {appsDomain} fails later, naming the fact.
+	f = newFakes(t, nil, clusterConfig("4.21.1", []string{"10.128.0.0/14"}))
+	if facts, err = ReadFacts(context.Background(), f.conf, f.kube); err != nil || facts.AppsDomain != "" || facts.APIHost != "" {
+		t.Errorf("without Ingress: %v %+v", err, facts)
+	}
+	objs = clusterConfig("4.21.1", []string{"10.128.0.0/14"})
+	objs[1].(*configv1.Infrastructure).Status.APIServerURL = "://bad"
+	f = newFakes(t, nil, objs)
+	if _, err := ReadFacts(context.Background(), f.conf, f.kube); err == nil || !strings.Contains(err.Error(), "apiServerURL") {
+		t.Errorf("bad API URL: %v", err)
+	}
+}
+
+func TestReadMasqueradeNetworks(t *testing.T) {
+	ctx := context.Background()
+	opNetwork := func(v4, v6 string) *unstructured.Unstructured {
+		gw := map[string]any{}
+		if v4 != "" {
+			gw["ipv4"] = map[string]any{"internalMasqueradeSubnet": v4}
+		}
+		if v6 != "" {
+			gw["ipv6"] = map[string]any{"internalMasqueradeSubnet": v6}
+		}
+		return u("operator.openshift.io/v1", "Network", "", "cluster", map[string]any{
+			"spec": map[string]any{"defaultNetwork": map[string]any{"ovnKubernetesConfig": map[string]any{"gatewayConfig": gw}}}})
+	}
+	ovnkubeNode := func(annotation *string) *appsv1.DaemonSet {
+		ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "ovnkube-node", Namespace: "openshift-ovn-kubernetes"}}
+		if annotation != nil {
+			ds.Annotations = map[string]string{masqueradeAnnotation: *annotation}
+		}
+		return ds
+	}
+	newer, empty := "169.254.0.0/17,fd69::/112", ""
+	cases := []struct {
+		name      string
+		op        *unstructured.Unstructured
+		ds        *appsv1.DaemonSet
+		want, src string
+	}{
+		{"set in the operator config", opNetwork("100.254.169.0/29", "fd99::/125"), ovnkubeNode(&newer), "100.254.169.0/29,fd99::/125", MasqueradeFromSpec},
+		{"installed on 4.17 or later", opNetwork("", ""), ovnkubeNode(&newer), newer, MasqueradeFromAnnotation},
+		{"upgraded from before 4.17", opNetwork("", ""), ovnkubeNode(&empty), "169.254.169.0/29,fd69::/125", MasqueradeFromDefault},
+		{"no annotation at all", opNetwork("", ""), ovnkubeNode(nil), "169.254.169.0/29,fd69::/125", MasqueradeFromDefault},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFakes(t, []runtime.Object{c.ds}, nil, c.op)
+			got, src, err := ReadMasqueradeNetworks(ctx, f.dyn, f.kube, "OVNKubernetes")
+			if err != nil || strings.Join(got, ",") != c.want || src != c.src {
+				t.Fatalf("got %v from %q (%v), want %s from %q", got, src, err, c.want, c.src)
+			}
+		})
+	}
+	f := newFakes(t, nil, nil, opNetwork("not-a-cidr", ""))
+	if _, _, err := ReadMasqueradeNetworks(ctx, f.dyn, f.kube, "OVNKubernetes"); err == nil || !strings.Contains(err.Error(), "not-a-cidr") {
+		t.Errorf("bad CIDR: %v", err)
+	}
+	f = newFakes(t, nil, nil)
+	if _, _, err := ReadMasqueradeNetworks(ctx, f.dyn, f.kube, "OVNKubernetes"); err == nil || !strings.Contains(err.Error(), "network.operator.openshift.io") {
+		t.Errorf("no operator config: %v", err)
+	}
+	if got, _, err := ReadMasqueradeNetworks(ctx, f.dyn, f.kube, "OpenShiftSDN"); got != nil || err != nil {
+		t.Errorf("not OVN-Kubernetes: %v %v", got, err)
 	}
 }

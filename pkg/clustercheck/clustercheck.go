@@ -47,6 +47,8 @@ type Outcome struct {
 	Names       *matrix.Names
 	CanaryFlows []flow.Record // the canary's records found in Loki
 	SuiteFlows  int64         // records of the suite's own namespace, kept out of the matrix
+	// Values resolved the baseline's placeholders ({appsDomain}, ...) from the cluster's facts.
+	Values baseline.Values
 }
 
 // lokiBarrier bounds the wait for the window's last flows to reach Loki: the agents export
@@ -63,7 +65,7 @@ var serverPorts = matrix.PortPolicy{Extra: map[int]bool{6443: true, 22623: true,
 // into the matrix with the window's names, and diffs it against the cluster's baseline
 // files. On error, what was produced so far is returned for the artifacts.
 func Run(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiConn, win Window, log io.Writer) (*Outcome, error) {
-	bl, err := baseline.Load(facts.BaselineFiles...)
+	bl, err := LoadBaseline(facts)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +74,7 @@ func Run(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiConn, win 
 	if err != nil {
 		return nil, err
 	}
-	out := &Outcome{Names: matrix.NewNames()}
+	out := &Outcome{Names: matrix.NewNames(), Values: Placeholders(facts)}
 	for _, r := range win.Resolutions {
 		out.Names.Add(r.Address, r.Host, r.From, r.To)
 	}
@@ -123,7 +125,33 @@ func WaitFlowing(ctx context.Context, conn *cluster.LokiConn, timeout time.Durat
 // MatrixOptions are the cluster's networks, node roles and server ports as the matrix
 // builder takes them.
 func MatrixOptions(f *cluster.Facts) matrix.Options {
-	return matrix.Options{ClusterNetworks: clusterPrefixes(f), NodeRoles: nodeRoles(f), Ports: serverPorts}
+	o := matrix.Options{ClusterNetworks: clusterPrefixes(f), NodeRoles: nodeRoles(f), Ports: serverPorts}
+	if f.MasqueradeSource != "" {
+		// Read from the cluster (cluster.ReadMasqueradeNetworks); else the matrix's default.
+		o.MasqueradeNetworks = []netip.Prefix{}
+		for _, c := range f.MasqueradeNetworks {
+			if p, err := netip.ParsePrefix(c); err == nil {
+				o.MasqueradeNetworks = append(o.MasqueradeNetworks, p)
+			}
+		}
+	}
+	return o
+}
+
+// Placeholders are the cluster's values of the baseline's placeholders. {bmcNetwork} is not
+// read from the cluster: a bare-metal baseline that uses it fails to resolve, naming it.
+func Placeholders(f *cluster.Facts) baseline.Values {
+	return baseline.Values{AppsDomain: f.AppsDomain, APIHost: f.APIHost, Region: f.Region}
+}
+
+// LoadBaseline loads the cluster's baseline files and resolves their placeholders from its
+// facts; an unresolved placeholder is an error naming the entry and the fact.
+func LoadBaseline(f *cluster.Facts) (*baseline.Baseline, error) {
+	bl, err := baseline.Load(f.BaselineFiles...)
+	if err != nil {
+		return nil, err
+	}
+	return baseline.Resolve(bl, Placeholders(f))
 }
 
 // isCanaryFlow reports whether r is the canary's connection: from its Job to an address it
@@ -235,7 +263,7 @@ func BaselineHosts(b *baseline.Baseline) []string {
 // proposeUpdate copies the selected baseline files under dir/baseline-update (same relative
 // paths) and merges the observed matrix into the copies: new entries go to the version's
 // common file, the other files only get their entries marked observed.
-func proposeUpdate(dir, baselineRoot string, files []string, m *matrix.Matrix) ([]baseline.Entry, error) {
+func proposeUpdate(dir, baselineRoot string, files []string, m *matrix.Matrix, vals baseline.Values) ([]baseline.Entry, error) {
 	out := filepath.Join(dir, "baseline-update")
 	copies := make([]string, 0, len(files))
 	for _, f := range files {
@@ -263,7 +291,7 @@ func proposeUpdate(dir, baselineRoot string, files []string, m *matrix.Matrix) (
 				return nil, fmt.Errorf("proposed baseline update: %w", err)
 			}
 		}
-		a, err := baseline.UpdateWith(p, m, ob)
+		a, err := baseline.UpdateResolved(p, m, ob, vals)
 		if err != nil {
 			return nil, fmt.Errorf("proposed baseline update of %s: %w", p, err)
 		}
@@ -312,7 +340,7 @@ func WriteArtifacts(dir, baselineRoot string, o *Outcome) error {
 		put("diff.json", func(b *bytes.Buffer) error { return report.WriteDiff(b, o.Diff, report.JSON) })
 	}
 	if o.Matrix != nil && o.Baseline != nil {
-		added, err := proposeUpdate(dir, baselineRoot, o.Baseline.Files, o.Matrix)
+		added, err := proposeUpdate(dir, baselineRoot, o.Baseline.Files, o.Matrix, o.Values)
 		if err != nil {
 			errs = append(errs, err.Error())
 		} else if err := cluster.WriteJSONArtifact(dir, "baseline-update/added.json", added); err != nil {

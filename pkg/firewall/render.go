@@ -33,6 +33,11 @@ func Render(format string, b *baseline.Baseline, opts Options) (*Rendered, error
 	if b == nil {
 		return nil, errors.New("no baseline to render")
 	}
+	// A rule for "*.{appsDomain}" would allow nothing, or worse a literal name: the
+	// cluster's values must be in first.
+	if err := baseline.Unresolved(b); err != nil {
+		return nil, fmt.Errorf("the baseline has placeholders without values (pass --cluster-domain, --region, --bmc-network): %w", err)
+	}
 	r := &Rendered{Format: format}
 	var err error
 	switch format {

@@ -30,6 +30,28 @@ type Options struct {
 	// UDPManySources: a UDP destination port seen from at least this many distinct source
 	// ports of one source is a server port. 0 means DefaultUDPManySources.
 	UDPManySources int
+	// MasqueradeNetworks are OVN-Kubernetes' masquerade subnets (Network.operator.openshift.io
+	// "cluster" spec.defaultNetwork.ovnKubernetesConfig.gatewayConfig.ipv4/ipv6
+	// .internalMasqueradeSubnet, else the operator's default; cluster.Facts reads them): the
+	// only link-local destinations that are cluster-internal. Every other IPv4 link-local
+	// destination (169.254.169.254 metadata, 169.254.169.123 AWS time, 169.254.169.253 AWS
+	// DNS, ...) is a platform service, hence egress. Nil means DefaultMasqueradeNetworks.
+	MasqueradeNetworks []netip.Prefix
+}
+
+// DefaultMasqueradeNetworks are the masquerade subnets assumed when Options.MasqueradeNetworks
+// is nil: both defaults OpenShift has used, since a matrix built without the cluster's facts
+// cannot know its install age. cluster-network-operator gives clusters installed on 4.17 or
+// later 169.254.0.0/17 and fd69::/112 (pkg/network/ovn_kubernetes.go defaultV4/6MasqueradeSubnet)
+// and keeps what older clusters had, ovn-kubernetes' built-in 169.254.169.0/29 and fd69::/125
+// (go-controller/pkg/config/config.go Gateway), which fd69::/112 covers. Neither range holds
+// a known platform service address (those are 169.254.169.123 and up).
+func DefaultMasqueradeNetworks() []netip.Prefix {
+	return []netip.Prefix{
+		netip.MustParsePrefix("169.254.0.0/17"),
+		netip.MustParsePrefix("169.254.169.0/29"),
+		netip.MustParsePrefix("fd69::/112"),
+	}
 }
 
 // srcID identifies a source in the matrix.
@@ -78,9 +100,12 @@ type pending struct {
 //     sender's copy counts), the source is inside (SrcType Pod or Node, SrcSubnetLabel Pods or
 //     Machines, or SrcAddr in ClusterNetworks), and the destination is outside (no DstType, no
 //     subnet label of the cluster's (Pods, Services, Machines): a custom label, with EXT: or
-//     without, is outside; not in ClusterNetworks, and routable: not multicast,
-//     broadcast, loopback or link-local except the cloud metadata 169.254.169.254).
-//     Anything else → NotEgress, or DNSNamedOnly for an in-cluster DNS query carrying DnsName.
+//     without, is outside; not in ClusterNetworks, not in MasqueradeNetworks, and
+//     routable: not multicast, broadcast, loopback or IPv6 link-local; IPv4 link-local
+//     outside the masquerade range, e.g. 169.254.169.254/.123/.253, is a platform service).
+//     Anything else → NotEgress (those to the masquerade range counted in Stats.Masquerade,
+//     to fe80::/10 in Stats.LinkLocalV6), or DNSNamedOnly for an in-cluster DNS query
+//     carrying DnsName.
 //   - Server port. TCP/SCTP: a pure SYN → DstPort (syn); SYN_ACK → response; a server DstPort
 //     with an ephemeral SrcPort → DstPort (well-known); the reverse → response; else held
 //     back and, in Matrix, joined to the entry of the same source, destination and DstPort
@@ -148,6 +173,16 @@ func NewBuilder(opts Options) *Builder {
 		}
 	}
 	opts.ClusterNetworks = nets
+	if opts.MasqueradeNetworks == nil {
+		opts.MasqueradeNetworks = DefaultMasqueradeNetworks()
+	}
+	masq := make([]netip.Prefix, 0, len(opts.MasqueradeNetworks))
+	for _, p := range opts.MasqueradeNetworks {
+		if p.IsValid() {
+			masq = append(masq, p.Masked())
+		}
+	}
+	opts.MasqueradeNetworks = masq
 	return &Builder{
 		opts:     opts,
 		entries:  map[entryKey]*agg{},
@@ -181,6 +216,15 @@ func (b *Builder) AddDecodeStats(s flow.Stats) {
 
 func (b *Builder) inCluster(a netip.Addr) bool {
 	for _, p := range b.opts.ClusterNetworks {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *Builder) masquerade(a netip.Addr) bool {
+	for _, p := range b.opts.MasqueradeNetworks {
 		if p.Contains(a) {
 			return true
 		}
@@ -236,10 +280,17 @@ func (b *Builder) Add(r flow.Record) {
 		}
 	}
 	dstAddr, dstOK := parseAddr(r.DstAddr)
-	egress := r.FlowDirection != "0" && srcInside && r.IsIP() && dstOK &&
-		r.DstType == "" && !clusterLabels[r.DstSubnetLabel] &&
-		!b.inCluster(dstAddr) && routable(dstAddr)
+	outward := r.FlowDirection != "0" && srcInside && r.IsIP() && dstOK &&
+		r.DstType == "" && !clusterLabels[r.DstSubnetLabel] && !b.inCluster(dstAddr)
+	egress := outward && routable(dstAddr) && !b.masquerade(dstAddr)
 	if !egress {
+		switch {
+		case !outward || dnsEvidence:
+		case b.masquerade(dstAddr):
+			b.stats.Masquerade += n
+		case dstAddr.IsLinkLocalUnicast():
+			b.stats.LinkLocalV6 += n
+		}
 		if dnsEvidence {
 			b.stats.DNSNamedOnly += n
 		} else {
@@ -299,15 +350,13 @@ func (b *Builder) Add(r flow.Record) {
 // services, machines, detected on OpenShift). Every other label names something outside.
 var clusterLabels = map[string]bool{"Pods": true, "Services": true, "Machines": true}
 
-// cloudMetadata is the link-local address of the cloud metadata service: a real external
-// dependency of nodes, unlike the rest of 169.254.0.0/16 (OVN-Kubernetes masquerade IPs).
-var cloudMetadata = netip.MustParseAddr("169.254.169.254")
-
-// routable reports whether a destination can be outside the cluster at all: multicast,
-// broadcast, loopback and link-local addresses never leave the link they are sent on.
+// routable reports whether a destination can be a service outside the cluster at all:
+// multicast, broadcast, loopback and IPv6 link-local (fe80::/10: neighbour discovery, the
+// router) never are. IPv4 link-local is: clouds serve metadata, time and DNS on
+// 169.254.169.0/24; OVN-Kubernetes' masquerade range is left out by Builder.masquerade.
 func routable(a netip.Addr) bool {
 	switch {
-	case a == cloudMetadata:
+	case a.Is4() && a.IsLinkLocalUnicast():
 		return true
 	case a.IsMulticast(), a.IsLoopback(), a.IsUnspecified(), a.IsLinkLocalUnicast(), a.IsInterfaceLocalMulticast():
 		return false
@@ -409,6 +458,26 @@ func (a *agg) entry() Entry {
 	sort.Strings(labels)
 	e.DstSubnetLabel = strings.Join(labels, ",")
 	return e
+}
+
+// allNames lists every host the entry's addresses were resolved for from..to, with
+// e.DstName first; nil when that is the only one.
+func (b *Builder) allNames(a *agg, from, to time.Time) []string {
+	seen := map[string]bool{a.e.DstName: true}
+	var others []string
+	for addr := range a.addrs {
+		for _, h := range b.opts.Names.LookupRangeAll(addr, from, to) {
+			if !seen[h] {
+				seen[h] = true
+				others = append(others, h)
+			}
+		}
+	}
+	if len(others) == 0 {
+		return nil
+	}
+	sort.Strings(others)
+	return append([]string{a.e.DstName}, others...)
 }
 
 // cronJobSuffix is the "-<schedule time>" a CronJob appends to the Jobs it creates (minutes
@@ -638,7 +707,11 @@ func (b *Builder) Matrix() *Matrix {
 	}
 	m := &Matrix{Entries: make([]Entry, 0, len(entries)), Stats: st, PacketTranslation: b.xlat}
 	for _, a := range entries {
-		m.Entries = append(m.Entries, a.entry())
+		e := a.entry()
+		if e.DstNamedBy == NamedByHostname {
+			e.DstNames = b.allNames(a, e.FirstSeen, e.LastSeen)
+		}
+		m.Entries = append(m.Entries, e)
 	}
 	SortEntries(m.Entries)
 

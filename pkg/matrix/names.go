@@ -72,6 +72,24 @@ func (n *Names) LookupRange(addr netip.Addr, from, to time.Time) (host string, o
 	return host, ok
 }
 
+// LookupRangeAll is LookupAll for a flow lasting from..to: every host a resolution
+// overlapping it names, sorted.
+func (n *Names) LookupRangeAll(addr netip.Addr, from, to time.Time) []string {
+	if n == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range n.byAddr[addr.Unmap()] {
+		if r.overlaps(from, to) && !seen[r.Host] {
+			seen[r.Host] = true
+			out = append(out, r.Host)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // LookupAll returns every host addr was resolved for at time at, sorted.
 func (n *Names) LookupAll(addr netip.Addr, at time.Time) []string {
 	if n == nil {

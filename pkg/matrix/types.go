@@ -55,8 +55,13 @@ type Entry struct {
 	SrcWorkload  string `json:"srcWorkload"` // owner name; static pod name without node suffix; node role for nodes
 	SrcKind      string `json:"srcKind"`     // owner kind, or "Node"
 
-	DstName        string   `json:"dstName"`    // hostname, subnet label or IP
-	DstNamedBy     string   `json:"dstNamedBy"` // NamedBy*
+	DstName    string `json:"dstName"`    // hostname, subnet label or IP
+	DstNamedBy string `json:"dstNamedBy"` // NamedBy*
+	// DstNames, for a destination named by hostname, are all the hosts its addresses were
+	// resolved for while the entry was seen (FirstSeen..LastSeen): DstName first, then the
+	// others sorted. Every *.apps route shares the ingress load balancer's addresses, and CDNs share
+	// theirs: the baseline matches an entry by any of them. Absent when there is only one.
+	DstNames       []string `json:"dstNames,omitempty"`
 	DstAddress     string   `json:"dstAddress"` // one address seen (the lowest), for display
 	DstAddresses   []string `json:"dstAddresses,omitempty"`
 	DstSubnetLabel string   `json:"dstSubnetLabel"`
@@ -155,6 +160,14 @@ type Stats struct {
 	// SNAT (matched through the pod record's translated address and port): the connection
 	// is the pod's entry, counted there once.
 	Translated int64 `json:"translated,omitempty"`
+
+	// Masquerade and LinkLocalV6 are not buckets: they count the NotEgress records that left
+	// a cluster source outward and were left out only because of their link-local
+	// destination, so that a report says what the link-local rule kept out. Masquerade: to
+	// OVN-Kubernetes' masquerade range (Options.MasqueradeNetworks: host to service traffic).
+	// LinkLocalV6: to fe80::/10, which never leaves the link.
+	Masquerade  int64 `json:"masquerade,omitempty"`
+	LinkLocalV6 int64 `json:"linkLocalV6,omitempty"`
 
 	// Sampled counts records (of any bucket) taken with Sampling > 1: the agent skipped
 	// packets, so flows may be missing. Not a bucket; a run with Sampled > 0 cannot prove

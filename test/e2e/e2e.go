@@ -88,6 +88,9 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 			if facts, err = cluster.ReadFacts(ctx, c.Config, c.Kube); err != nil {
 				return err
 			}
+			if facts.MasqueradeNetworks, facts.MasqueradeSource, err = cluster.ReadMasqueradeNetworks(ctx, c.Dynamic, c.Kube, facts.NetworkType); err != nil {
+				return err
+			}
 			fmt.Fprintf(g.GinkgoWriter, "%s\n", facts)
 			if note := facts.ProxyNote(); note != "" {
 				fmt.Fprintf(g.GinkgoWriter, "%s\n", note)
@@ -109,8 +112,9 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 			if err := cluster.WriteJSONArtifact(dir, "cluster-facts.json", facts); err != nil {
 				return err
 			}
-			// A malformed baseline fails now, not after an hour of observation.
-			bl, err = baseline.Load(sel.Files...)
+			// A malformed baseline, or a placeholder the facts cannot resolve, fails now, not
+			// after an hour of observation.
+			bl, err = clustercheck.LoadBaseline(facts)
 			return err
 		})
 

@@ -1,0 +1,170 @@
+package baseline
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
+)
+
+const withPlaceholders = `entries:
+  - {component: Authentication, source: {namespace: openshift-authentication-operator, workload: authentication-operator}, destination: {host: "*.{appsDomain}"}, protocol: TCP, port: "443", reason: r}
+  - {component: Networking / ingress, source: {namespace: openshift-ingress-operator, workload: ingress-operator}, destination: {host: "*.{appsDomain}"}, protocol: TCP, port: "443", reason: r}
+  - {component: Networking / cluster-network-operator, source: {namespace: openshift-network-diagnostics, workload: network-check-source}, destination: {host: "{apiHost}"}, protocol: TCP, port: "6443", reason: r}
+  - {component: Installer, source: {nodeRole: "*"}, destination: {host: "ec2.{region}.amazonaws.com"}, protocol: TCP, port: "443", reason: r}
+  - {component: Bare Metal, source: {nodeRole: control-plane}, destination: {cidr: "{bmcNetwork}"}, protocol: UDP, port: "623", reason: r}
+`
+
+func TestPlaceholdersResolved(t *testing.T) {
+	b, err := Load(writeFile(t, t.TempDir(), "p.yaml", withPlaceholders))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := ClusterDomainValues("c1.example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals.Region, vals.BMCNetwork = "eu-west-3", "192.168.111.0/24"
+	r, err := Resolve(b, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range r.Entries {
+		got = append(got, e.Destination.String())
+	}
+	want := "*.apps.c1.example.com,*.apps.c1.example.com,api.c1.example.com,ec2.eu-west-3.amazonaws.com,192.168.111.0/24"
+	if strings.Join(got, ",") != want {
+		t.Fatalf("resolved %v, want %s", got, want)
+	}
+	if b.Entries[0].Destination.Host != "*.{appsDomain}" {
+		t.Fatal("Resolve changed its input")
+	}
+	if err := Unresolved(r); err != nil {
+		t.Fatal(err)
+	}
+
+	// Diff on the resolved baseline: the routes and the API match, the BMC CIDR too.
+	canary := matrix.Entry{SrcNamespace: "openshift-ingress-operator", SrcWorkload: "ingress-operator", SrcKind: "Deployment",
+		DstName: "canary-openshift-ingress-canary.apps.c1.example.com", DstNamedBy: matrix.NamedByHostname, Protocol: matrix.TCP, Port: 443}
+	api := matrix.Entry{SrcNamespace: "openshift-network-diagnostics", SrcWorkload: "network-check-source", SrcKind: "Deployment",
+		DstName: "api.c1.example.com", DstNamedBy: matrix.NamedByHostname, Protocol: matrix.TCP, Port: 6443}
+	bmc := matrix.Entry{SrcKind: matrix.KindNode, SrcWorkload: "control-plane", DstName: "192.168.111.20", DstNamedBy: matrix.NamedByIP,
+		DstAddress: "192.168.111.20", Protocol: matrix.UDP, Port: 623}
+	res := Diff(&matrix.Matrix{Entries: []matrix.Entry{canary, api, bmc}}, r)
+	if len(res.Undocumented) != 0 || len(res.Matched) != 3 {
+		t.Fatalf("undocumented %+v, matched %d", res.Undocumented, len(res.Matched))
+	}
+	// Unresolved, the same entries match nothing (and show as unobserved): never a silent pass.
+	res = Diff(&matrix.Matrix{Entries: []matrix.Entry{canary}}, b)
+	if len(res.Undocumented) != 1 {
+		t.Fatalf("an unresolved baseline documented %+v", res.Matched)
+	}
+}
+
+func TestPlaceholdersRefusedWhenUnresolved(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "p.yaml", withPlaceholders)
+	b, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Resolve(b, Values{Region: "us-east-1"})
+	if err == nil {
+		t.Fatal("no error with {appsDomain}, {apiHost} and {bmcNetwork} unknown")
+	}
+	for _, want := range []string{
+		path + ":2: entries[0]: destination.host \"*.{appsDomain}\" has unresolved placeholders; fix: {appsDomain}: --cluster-domain DOMAIN",
+		path + ":4: entries[2]: destination.host \"{apiHost}\" has unresolved placeholders; fix: {apiHost}: --cluster-domain",
+		"entries[4]: destination.cidr \"{bmcNetwork}\" has unresolved placeholders; fix: {bmcNetwork}: --bmc-network CIDR",
+		"Ingress config \"cluster\" spec.domain", "status.apiServerURL",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "entries[3]") {
+		t.Errorf("{region} was given, yet: %v", err)
+	}
+	if err := Unresolved(b); err == nil || !strings.Contains(err.Error(), "entries[0]") {
+		t.Errorf("Unresolved: %v", err)
+	}
+	// Bad values are refused as such.
+	for _, v := range []Values{{Region: "US East"}, {AppsDomain: "*.apps"}, {BMCNetwork: "10.0.0.1/8"}} {
+		if _, err := Resolve(b, v); err == nil {
+			t.Errorf("values %+v accepted", v)
+		}
+	}
+	for _, d := range []string{"api.c1.example.com", "c1", "https://c1.example.com", ""} {
+		if _, err := ClusterDomainValues(d); err == nil {
+			t.Errorf("cluster domain %q accepted", d)
+		}
+	}
+	// The published table shows the documentation's spelling.
+	disp := Display(b, Values{Region: "us-east-1"})
+	if h := disp.Entries[0].Destination.Host; h != "*.apps.<cluster_name>.<base_domain>" {
+		t.Errorf("display %q", h)
+	}
+	if h := disp.Entries[3].Destination.Host; h != "ec2.us-east-1.amazonaws.com" {
+		t.Errorf("display %q", h)
+	}
+}
+
+func TestPlaceholderValidation(t *testing.T) {
+	cases := []struct{ dest, want string }{
+		{`{host: "*.{appDomain}"}`, `unknown placeholder "{appDomain}"`},
+		{`{host: "*.{appDomain}"}`, "{apiHost}, {appsDomain}, {bmcNetwork}, {region}"},
+		{`{host: "{bmcNetwork}"}`, "placeholder {bmcNetwork} is not allowed in destination.host"},
+		{`{cidr: "{appsDomain}"}`, "placeholder {appsDomain} is not allowed in destination.cidr"},
+		{`{cidr: "{bmcNetwork}/24"}`, "a placeholder in a CIDR stands alone"},
+		{`{host: "ec2.{region.amazonaws.com"}`, "unknown placeholder"},
+		{`{host: "ec2.region}.amazonaws.com"}`, "unbalanced braces"},
+		{`{host: "-{region}.amazonaws.com"}`, "invalid label"},
+	}
+	for _, c := range cases {
+		doc := "entries:\n  - {component: c, source: {nodeRole: \"*\"}, destination: " + c.dest + ", protocol: TCP, port: \"443\", reason: r}\n"
+		_, err := Load(writeFile(t, t.TempDir(), "v.yaml", doc))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "entries[0]") {
+			t.Errorf("%s: got %v, want %q", c.dest, err, c.want)
+		}
+	}
+}
+
+// One address, several names: the authentication operator's oauth route check and the
+// ingress operator's canary check go to the same load balancer address, and the matrix
+// names it after one of them. Each entry matches through any of the names, and the report
+// says which others shared the address.
+func TestDiffSharedAddress(t *testing.T) {
+	b, err := Load(writeFile(t, t.TempDir(), "b.yaml", `entries:
+  - {component: Authentication, source: {namespace: openshift-authentication-operator, workload: authentication-operator}, destination: {host: oauth-openshift.apps.c1.example.com}, protocol: TCP, port: "443", reason: r}
+  - {component: Networking / ingress, source: {namespace: openshift-ingress-operator, workload: ingress-operator}, destination: {host: canary-openshift-ingress-canary.apps.c1.example.com}, protocol: TCP, port: "443", reason: r}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"canary-openshift-ingress-canary.apps.c1.example.com", "oauth-openshift.apps.c1.example.com"}
+	auth := matrix.Entry{SrcNamespace: "openshift-authentication-operator", SrcWorkload: "authentication-operator", SrcKind: "Deployment",
+		DstName: names[0], DstNames: names, DstNamedBy: matrix.NamedByHostname, DstAddress: "52.7.7.7", Protocol: matrix.TCP, Port: 443}
+	canary := auth
+	canary.SrcNamespace, canary.SrcWorkload = "openshift-ingress-operator", "ingress-operator"
+	r := Diff(&matrix.Matrix{Entries: []matrix.Entry{auth, canary}}, b)
+	if len(r.Undocumented) != 0 || len(r.Matched) != 2 || len(r.Unobserved) != 0 {
+		t.Fatalf("undocumented %v, matched %v, unobserved %v", r.Undocumented, r.Matched, r.Unobserved)
+	}
+	for _, m := range r.Matched {
+		switch m.Observed.SrcWorkload {
+		case "authentication-operator":
+			if m.By.Component != "Authentication" || !strings.Contains(m.How, "host oauth-openshift.apps.c1.example.com (named by hostname; the address also resolved for canary-openshift-ingress-canary.apps.c1.example.com)") {
+				t.Errorf("auth matched by %s: %s", m.By.Component, m.How)
+			}
+		case "ingress-operator":
+			if m.By.Component != "Networking / ingress" || !strings.Contains(m.How, "also resolved for oauth-openshift.apps.c1.example.com") {
+				t.Errorf("canary matched by %s: %s", m.By.Component, m.How)
+			}
+		}
+	}
+	// Without DstNames (an older matrix), only the primary name counts.
+	auth.DstNames = nil
+	if r := Diff(&matrix.Matrix{Entries: []matrix.Entry{auth}}, b); len(r.Undocumented) != 1 {
+		t.Fatalf("primary name only: %+v", r.Matched)
+	}
+}
