@@ -64,6 +64,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	}
 	out.Matrix = b.Matrix()
 	out.Matrix.Lacks = ev.Lacks
+	out.Matrix.ClearLacking()
 
 	if st := out.Matrix.Stats; st.Sampled > 0 || st.Undecodable > 0 {
 		return out, fmt.Errorf("the window's flows cannot prove the cluster's egress: %w", out.Matrix.Check())

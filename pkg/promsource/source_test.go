@@ -185,6 +185,11 @@ func TestCollect(t *testing.T) {
 			t.Errorf("%s: %d flows, want %d (all: %v)", k, got[k], n, got)
 		}
 	}
+	for _, e := range out.Matrix.Entries {
+		if !e.FirstSeen.IsZero() || !e.LastSeen.IsZero() || e.Bytes != 0 {
+			t.Errorf("entry %+v shows a first/last seen or bytes the metrics cannot give", e)
+		}
+	}
 	if strings.Join(out.Matrix.Lacks, ",") != "bytes,firstSeen,lastSeen" {
 		t.Errorf("lacks %v", out.Matrix.Lacks)
 	}
