@@ -30,6 +30,7 @@ func init() {
 func newCollectCmd() *cobra.Command {
 	var (
 		loki   lokiFlags
+		prom   promFlags
 		naming namingFlags
 		format string
 	)
@@ -46,8 +47,25 @@ checked against Loki's own count of the window. Any failure exits 2.`,
 			if !contains(report.MatrixFormats, format) {
 				return fmt.Errorf("-o %q: fix: use one of %s", format, strings.Join(report.MatrixFormats, ", "))
 			}
+			if prom.set(cmd.Flags()) {
+				opts, err := naming.options()
+				if err != nil {
+					return err
+				}
+				m, err := prom.collect(cmd.Context(), cmd.Flags(), &loki, opts, cmd.ErrOrStderr())
+				if m != nil {
+					if werr := report.WriteMatrix(cmd.OutOrStdout(), m, format); werr != nil {
+						return werr
+					}
+				}
+				if err != nil {
+					return err
+				}
+				warnIncomplete(cmd.ErrOrStderr(), m)
+				return incomplete(m)
+			}
 			if !loki.set(cmd.Flags()) {
-				return errors.New("--loki-url is required; fix: pass the Loki base URL, e.g. http://loki:3100 or https://<stack>-gateway-http.<ns>.svc:8080/api/logs/v1/network")
+				return errors.New("--loki-url or --prometheus-url is required; fix: pass the Loki base URL, e.g. http://loki:3100 or https://<stack>-gateway-http.<ns>.svc:8080/api/logs/v1/network, or the Prometheus holding the egress FlowMetrics")
 			}
 			opts, err := naming.options()
 			if err != nil {
@@ -66,6 +84,7 @@ checked against Loki's own count of the window. Any failure exits 2.`,
 		},
 	}
 	loki.bind(cmd.Flags())
+	prom.bind(cmd.Flags())
 	naming.add(cmd.Flags())
 	cmd.Flags().StringVarP(&format, "output", "o", report.JSON, "output format: "+strings.Join(report.MatrixFormats, ", "))
 	return cmd
@@ -311,7 +330,9 @@ func (s *lokiSource) optionsGiven(fs *pflag.FlagSet) []string {
 	new(lokiFlags).bind(own)
 	var out []string
 	own.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "loki-url" && fs.Changed(f.Name) {
+		// The window and the credentials are shared with --prometheus-url.
+		shared := sharedWithLoki[f.Name] && fs.Changed("prometheus-url")
+		if f.Name != "loki-url" && !shared && fs.Changed(f.Name) {
 			out = append(out, "--"+f.Name)
 		}
 	})
