@@ -4,6 +4,7 @@
 package promsource
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/openshift/egress-tests-ext/pkg/flow"
 	"github.com/openshift/egress-tests-ext/pkg/flowmetrics"
@@ -278,16 +281,26 @@ func (s *Source) Collect(ctx context.Context, req observe.Request) (*observe.Bat
 	var queries []string
 	series, requests := 0, 1
 	uncovered := map[string]float64{}
+	// One query per metric, a few in flight: most are empty, and the large ones overlap the
+	// server's encoding with our decoding.
+	answers := make([]model.Matrix, len(fms))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
 	for i := range fms {
-		fm := &fms[i]
-		name := flowmetrics.Prefix + fm.Spec.MetricName
-		q := name + sel
+		q := flowmetrics.Prefix + fms[i].Spec.MetricName + sel
 		queries = append(queries, q)
-		m, err := s.query(ctx, q, w.To)
-		requests++
-		if err != nil {
-			return nil, err
-		}
+		g.Go(func() error {
+			m, err := s.query(gctx, q, w.To)
+			answers[i] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	requests += len(fms)
+	for i, m := range answers {
+		fm := &fms[i]
 		series += len(m)
 		for _, ss := range m {
 			tg := targetOf(ss.Metric)
@@ -392,17 +405,16 @@ func record(metric string, m model.Metric) (flow.Record, error) {
 	return r, err
 }
 
-// sortRecords orders records by their printed fields, so the batch does not depend on map order.
+// sortRecords orders records by the fields record sets, so the batch does not depend on map
+// order.
 func sortRecords(rs []flow.Record) {
-	keys := make([]string, len(rs))
-	idx := make([]int, len(rs))
-	for i := range rs {
-		keys[i], idx[i] = fmt.Sprint(rs[i]), i
-	}
-	sort.Slice(idx, func(a, b int) bool { return keys[idx[a]] < keys[idx[b]] })
-	out := make([]flow.Record, len(rs))
-	for i, j := range idx {
-		out[i] = rs[j]
-	}
-	copy(rs, out)
+	slices.SortFunc(rs, func(a, b flow.Record) int {
+		return cmp.Or(
+			cmp.Compare(a.SrcNamespace, b.SrcNamespace), cmp.Compare(a.SrcOwnerName, b.SrcOwnerName),
+			cmp.Compare(a.SrcOwnerType, b.SrcOwnerType), cmp.Compare(a.SrcType, b.SrcType),
+			cmp.Compare(a.SrcName, b.SrcName), cmp.Compare(a.SrcHostName, b.SrcHostName), cmp.Compare(a.SrcAddr, b.SrcAddr),
+			cmp.Compare(a.SrcSubnetLabel, b.SrcSubnetLabel), cmp.Compare(a.DstAddr, b.DstAddr),
+			cmp.Compare(a.DstSubnetLabel, b.DstSubnetLabel), cmp.Compare(a.Proto, b.Proto),
+			cmp.Compare(a.SrcPort, b.SrcPort), cmp.Compare(a.DstPort, b.DstPort), cmp.Compare(a.Flags, b.Flags))
+	})
 }
