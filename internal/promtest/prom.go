@@ -277,3 +277,10 @@ func get(ctx context.Context, url string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// FLPJob is the scrape job name of flowlogs-pipeline's metrics endpoint; the FlowMetrics
+// source's default up selector (promsource.DefaultUp) matches it.
+const FLPJob = "flowlogs-pipeline"
+
+// FLPScrape scrapes flowlogs-pipeline's prom endpoint at addr (host:port).
+func FLPScrape(addr string) Scrape { return Scrape{Job: FLPJob, Targets: []string{addr}} }

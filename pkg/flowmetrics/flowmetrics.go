@@ -337,3 +337,8 @@ func Render(fms []FlowMetric) (PromEncode, error) {
 	}
 	return out, nil
 }
+
+// ForFLP is the value of the lab's netobserv.FLPConfig.Prom: the egress FlowMetrics for the
+// port policy, rendered as the operator would (FLP's expiryTime and maxMetrics left at
+// FLP's defaults, as the operator leaves them).
+func ForFLP(o Options) (PromEncode, error) { return Render(Resources(o)) }
