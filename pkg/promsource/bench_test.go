@@ -43,11 +43,14 @@ func benchSizes(b *testing.B) []int {
 // the server's RSS, and checks every key's count.
 func BenchmarkCollect(b *testing.B) {
 	for _, n := range benchSizes(b) {
-		b.Run(fmt.Sprintf("keys=%d", n), func(b *testing.B) { benchCollect(b, n) })
+		// The same keys with 1 and with 1,000 flows per key and scrape: the cost must not move.
+		for _, perScrape := range []int{1, 1000} {
+			b.Run(fmt.Sprintf("keys=%d/flowsPerScrape=%d", n, perScrape), func(b *testing.B) { benchCollect(b, n, perScrape) })
+		}
 	}
 }
 
-func benchCollect(b *testing.B, n int) {
+func benchCollect(b *testing.B, n, perScrape int) {
 	p := promtest.Start(b, promtest.Config{RemoteWrite: true, OutOfOrder: 2 * time.Hour})
 	const step = 30 * time.Second
 	to := time.Now().Add(-30 * time.Minute).Truncate(time.Minute)
@@ -75,7 +78,7 @@ func benchCollect(b *testing.B, n int) {
 				"DstAddr": fmt.Sprintf("198.18.%d.%d", i/50000%256, i/200%250+1), "DstPort": strconv.Itoa(443 + i%200)}
 			s := promtest.Series{Labels: l, Samples: make([]promtest.Sample, len(ts))}
 			for j, t := range ts {
-				s.Samples[j] = promtest.Sample{T: t, V: float64(j + 1)}
+				s.Samples[j] = promtest.Sample{T: t, V: float64((j + 1) * perScrape)}
 			}
 			series = append(series, s)
 		}
@@ -92,7 +95,7 @@ func benchCollect(b *testing.B, n int) {
 	var perKey int64
 	for _, t := range ts {
 		if t > from.UnixMilli() && t <= to.UnixMilli() {
-			perKey++
+			perKey += int64(perScrape)
 		}
 	}
 	runtime.GC()
