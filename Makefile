@@ -8,6 +8,8 @@ BIN := $(CURDIR)/bin
 # client we import, so the client and the server never drift apart.
 LOKI_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/grafana/loki/v3 2>/dev/null)
 LOKI := $(BIN)/loki
+# Prometheus server for the FlowMetrics source tests: pinned in hack/tools/prometheus.
+PROMETHEUS := $(BIN)/prometheus
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BIN)/staticcheck
 
@@ -23,7 +25,7 @@ LDFLAGS := -X '$(OTE_VERSION_PKG).CommitFromGit=$(GIT_COMMIT)' \
 METADATA := .openshift-tests-extension/openshift_payload_egress-tests-ext.json
 FUZZTIME ?= 10s
 
-.PHONY: all help build dist test fuzz bench verify lint update demo loki clean
+.PHONY: all help build dist test fuzz bench verify lint update demo loki prometheus clean
 
 all: build test verify
 
@@ -44,8 +46,15 @@ $(LOKI): hack/tools/loki/go.mod hack/tools/loki/go.sum go.mod
 	  { echo "hack/tools/loki pins another Loki than go.mod ($(LOKI_VERSION)): update hack/tools/loki/go.mod"; exit 1; }
 	cd hack/tools/loki && $(GO) build -o $(LOKI) github.com/grafana/loki/v3/cmd/loki
 
-test: $(LOKI) ## unit tests, real-Loki query tests, short fuzzing
-	LOKI_BIN=$(LOKI) $(GO) test -count=1 ./...
+prometheus: $(PROMETHEUS) ## bin/prometheus, the real Prometheus the FlowMetrics tests query on 127.0.0.1
+
+# -s -w: a 100 MB binary either way; the symbols are of no use to the tests. No builtinassets
+# tag: the web UI is absent, /api/v1 and /-/ready work.
+$(PROMETHEUS): hack/tools/prometheus/go.mod hack/tools/prometheus/go.sum
+	cd hack/tools/prometheus && $(GO) build -ldflags '-s -w' -o $(PROMETHEUS) github.com/prometheus/prometheus/cmd/prometheus
+
+test: $(LOKI) $(PROMETHEUS) ## unit tests, real-Loki and real-Prometheus query tests, short fuzzing
+	LOKI_BIN=$(LOKI) PROMETHEUS_BIN=$(PROMETHEUS) $(GO) test -count=1 ./...
 	$(MAKE) fuzz
 
 fuzz: ## short fuzz runs of the record decoder (and its one-pass path) and the baseline loader
@@ -53,8 +62,9 @@ fuzz: ## short fuzz runs of the record decoder (and its one-pass path) and the b
 	$(GO) test ./pkg/flow -run '^$$' -fuzz '^FuzzFastWire' -fuzztime $(FUZZTIME)
 	$(GO) test ./pkg/baseline -run '^$$' -fuzz '^FuzzLoad' -fuzztime $(FUZZTIME)
 
-bench: $(LOKI) ## benchmarks with figures (BENCH_RECORDS sets the Loki benchmark size)
+bench: $(LOKI) $(PROMETHEUS) ## benchmarks with figures (BENCH_RECORDS: Loki sizes; BENCH_KEYS: FlowMetrics sizes)
 	LOKI_BIN=$(LOKI) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./pkg/source/lokiflows
+	PROMETHEUS_BIN=$(PROMETHEUS) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./pkg/source/promflows
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/flow ./pkg/matrix ./pkg/baseline ./pkg/firewall
 
 $(STATICCHECK):

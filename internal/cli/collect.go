@@ -32,6 +32,7 @@ func init() {
 func newCollectCmd() *cobra.Command {
 	var (
 		loki   lokiFlags
+		prom   promFlags
 		naming namingFlags
 		format string
 	)
@@ -48,14 +49,22 @@ checked against Loki's own count of the window. Any failure exits 2.`,
 			if !contains(report.MatrixFormats, format) {
 				return fmt.Errorf("-o %q: fix: use one of %s", format, strings.Join(report.MatrixFormats, ", "))
 			}
-			if !loki.set(cmd.Flags()) {
-				return errors.New("--loki-url is required; fix: pass the Loki base URL, e.g. http://loki:3100 or https://<stack>-gateway-http.<ns>.svc:8080/api/logs/v1/network")
-			}
+			var (
+				out *observe.Outcome
+				err error
+			)
 			opts, err := naming.options()
 			if err != nil {
 				return err
 			}
-			out, err := loki.outcome(cmd.Context(), opts, nil, cmd.ErrOrStderr())
+			switch {
+			case prom.set(cmd.Flags()):
+				out, err = prom.outcome(cmd.Context(), cmd.Flags(), &loki, opts, nil, cmd.ErrOrStderr())
+			case loki.set(cmd.Flags()):
+				out, err = loki.outcome(cmd.Context(), opts, nil, cmd.ErrOrStderr())
+			default:
+				return errors.New("--loki-url or --prometheus-url is required; fix: pass the Loki base URL, e.g. http://loki:3100 or https://<stack>-gateway-http.<ns>.svc:8080/api/logs/v1/network, or the Prometheus holding the egress FlowMetrics")
+			}
 			if err != nil {
 				// No matrix on stdout: a window that proves nothing is no result, and a
 				// script reading stdout must not take it for one.
@@ -69,6 +78,7 @@ checked against Loki's own count of the window. Any failure exits 2.`,
 		},
 	}
 	loki.bind(cmd.Flags())
+	prom.bind(cmd.Flags())
 	naming.add(cmd.Flags())
 	cmd.Flags().StringVarP(&format, "output", "o", report.JSON, "output format: "+strings.Join(report.MatrixFormats, ", "))
 	return cmd
@@ -265,7 +275,9 @@ func (s *lokiSource) optionsGiven(fs *pflag.FlagSet) []string {
 	new(lokiFlags).bind(own)
 	var out []string
 	own.VisitAll(func(f *pflag.Flag) {
-		if f.Name != "loki-url" && fs.Changed(f.Name) {
+		// The window and the credentials are shared with --prometheus-url.
+		shared := sharedWithLoki[f.Name] && fs.Changed("prometheus-url")
+		if f.Name != "loki-url" && !shared && fs.Changed(f.Name) {
 			out = append(out, "--"+f.Name)
 		}
 	})

@@ -138,7 +138,7 @@ func TestCollectFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--since", "1h"}, "--loki-url is required"},
+		{[]string{"--since", "1h"}, "--loki-url or --prometheus-url is required"},
 		{[]string{"--loki-url", "http://127.0.0.1:1"}, "no window"},
 		{[]string{"--loki-url", "http://127.0.0.1:1", "--since", "1h", "--from", "2026-01-01T00:00:00Z"}, "together"},
 		{[]string{"--loki-url", "http://127.0.0.1:1", "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"}, "not before"},

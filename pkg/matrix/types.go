@@ -176,3 +176,32 @@ type Stats struct {
 	// SamplingMax is the highest sampling rate seen (1:SamplingMax); 0 when no record said.
 	SamplingMax int `json:"samplingMax,omitempty"`
 }
+
+// Lacking reports whether the flow source could not give column c (one of Lacks).
+func (m *Matrix) Lacking(c string) bool {
+	for _, l := range m.Lacks {
+		if l == c {
+			return true
+		}
+	}
+	return false
+}
+
+// ClearLacking zeroes the entry columns the source could not give (Lacks "bytes",
+// "firstSeen", "lastSeen"), so that no stand-in value (the window's edges, a zero byte
+// count) reads as observed.
+func (m *Matrix) ClearLacking() {
+	bytes, first, last := m.Lacking("bytes"), m.Lacking("firstSeen"), m.Lacking("lastSeen")
+	for i := range m.Entries {
+		e := &m.Entries[i]
+		if bytes {
+			e.Bytes = 0
+		}
+		if first {
+			e.FirstSeen = time.Time{}
+		}
+		if last {
+			e.LastSeen = time.Time{}
+		}
+	}
+}

@@ -69,6 +69,7 @@ func Run(ctx context.Context, cfg Config) (*Outcome, error) {
 	}
 	out.Matrix = b.Matrix()
 	out.Matrix.Lacks = ev.Lacks
+	out.Matrix.ClearLacking()
 	if cfg.Baseline != nil {
 		out.Diff = baseline.Diff(out.Matrix, cfg.Baseline)
 	}

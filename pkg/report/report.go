@@ -46,6 +46,8 @@ type table struct {
 	rows   [][]string
 	// cols is the AsciiDoc relative column widths, e.g. "2,1,1,3".
 	cols string
+	// note follows the table in Markdown and AsciiDoc (CSV has no place for it).
+	note string
 }
 
 func (t *table) write(w io.Writer, format string) error {
@@ -70,6 +72,9 @@ func (t *table) write(w io.Writer, format string) error {
 		for _, r := range t.rows {
 			mdRow(&b, r)
 		}
+		if t.note != "" {
+			b.WriteString("\n" + t.note + "\n")
+		}
 		_, err := io.WriteString(w, b.String())
 		return err
 	case AsciiDoc:
@@ -89,6 +94,9 @@ func (t *table) write(w io.Writer, format string) error {
 			}
 		}
 		b.WriteString("|===\n")
+		if t.note != "" {
+			b.WriteString("\nNOTE: " + t.note + "\n")
+		}
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
@@ -175,6 +183,16 @@ func matrixTable(m *matrix.Matrix, machine bool) *table {
 		t.header = []string{"Source namespace", "Source workload", "Source kind", "Destination", "Named by", "Addresses", "Subnet label",
 			"Protocol", "Port", "Port evidence", "Flows", "Bytes", "First seen", "Last seen"}
 	}
+	// A column the flow source could not give is left empty rather than shown as 0.
+	bytes := func(e *matrix.Entry) string {
+		if m.Lacking("bytes") {
+			return ""
+		}
+		return strconv.FormatInt(e.Bytes, 10)
+	}
+	if len(m.Lacks) > 0 && !machine {
+		t.note = "The flow source could not give: " + strings.Join(m.Lacks, ", ") + " (left empty)."
+	}
 	for _, e := range sortedEntries(m) {
 		addrs := e.DstAddresses
 		if len(addrs) == 0 && e.DstAddress != "" {
@@ -185,7 +203,7 @@ func matrixTable(m *matrix.Matrix, machine bool) *table {
 			port = ""
 		}
 		t.rows = append(t.rows, []string{e.SrcNamespace, e.SrcWorkload, e.SrcKind, e.DstName, e.DstNamedBy, strings.Join(addrs, " "),
-			e.DstSubnetLabel, e.Protocol, port, e.PortEvidence, strconv.FormatInt(e.Flows, 10), strconv.FormatInt(e.Bytes, 10),
+			e.DstSubnetLabel, e.Protocol, port, e.PortEvidence, strconv.FormatInt(e.Flows, 10), bytes(&e),
 			timeString(e.FirstSeen), timeString(e.LastSeen)})
 	}
 	return t

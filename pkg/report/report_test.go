@@ -161,3 +161,22 @@ func BenchmarkWriteMatrixCSV(b *testing.B) {
 		}
 	}
 }
+
+func TestMatrixLackedColumnsAreEmpty(t *testing.T) {
+	m := &matrix.Matrix{Lacks: []string{"bytes", "firstSeen", "lastSeen"}, Entries: []matrix.Entry{{
+		SrcNamespace: "a", SrcWorkload: "w", SrcKind: "Deployment", DstName: "198.18.0.1", DstNamedBy: matrix.NamedByIP,
+		Protocol: matrix.TCP, Port: 443, PortEvidence: matrix.PortBySYN, Flows: 3}}}
+	var csvOut, md strings.Builder
+	if err := WriteMatrix(&csvOut, m, CSV); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteMatrix(&md, m, Markdown); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(csvOut.String()), ",3,,,") {
+		t.Errorf("CSV row does not leave bytes and times empty:\n%s", csvOut.String())
+	}
+	if !strings.Contains(md.String(), "could not give: bytes, firstSeen, lastSeen") {
+		t.Errorf("Markdown has no note on the lacked columns:\n%s", md.String())
+	}
+}
