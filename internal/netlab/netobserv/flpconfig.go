@@ -28,7 +28,7 @@ type Endpoint struct {
 	Name      string // pod or node name
 	OwnerName string
 	OwnerType string // e.g. Deployment, DaemonSet, Node
-	Type      string // "Pod" or "Node" (K8S *_Type)
+	Type      string // "Pod", "Node" or "Service" (K8S *_Type)
 	HostIP    string // the node hosting it (for a node: itself)
 	HostName  string
 }
@@ -125,17 +125,24 @@ func (cfg FLPConfig) validate() error {
 				j, cfg.Endpoints[j].Namespace, cfg.Endpoints[j].Name, i, e.Namespace, e.Name, a)
 		}
 		seen[a] = i
-		if e.Type != "Pod" && e.Type != "Node" {
-			return fmt.Errorf("FLPConfig.Endpoints[%d] (%s): Type %q, want Pod or Node", i, e.Addr, e.Type)
+		switch e.Type {
+		case "Pod", "Node":
+			if e.Name == "" || e.HostIP == "" || e.HostName == "" {
+				return fmt.Errorf("FLPConfig.Endpoints[%d] (%s): Name, HostIP and HostName are required (for a node: itself)", i, e.Addr)
+			}
+			if _, err := netip.ParseAddr(e.HostIP); err != nil {
+				return fmt.Errorf("FLPConfig.Endpoints[%d] (%s): HostIP %q: %w", i, e.Addr, e.HostIP, err)
+			}
+		case "Service":
+			// A ClusterIP lives on no host: add_kubernetes gives it no HostIP or HostName.
+			if e.Name == "" || e.HostIP != "" || e.HostName != "" {
+				return fmt.Errorf("FLPConfig.Endpoints[%d] (%s): a Service needs a Name and has no HostIP or HostName", i, e.Addr)
+			}
+		default:
+			return fmt.Errorf("FLPConfig.Endpoints[%d] (%s): Type %q, want Pod, Node or Service", i, e.Addr, e.Type)
 		}
-		if e.Name == "" || e.HostIP == "" || e.HostName == "" {
-			return fmt.Errorf("FLPConfig.Endpoints[%d] (%s): Name, HostIP and HostName are required (for a node: itself)", i, e.Addr)
-		}
-		if _, err := netip.ParseAddr(e.HostIP); err != nil {
-			return fmt.Errorf("FLPConfig.Endpoints[%d] (%s): HostIP %q: %w", i, e.Addr, e.HostIP, err)
-		}
-		if e.Type == "Pod" && e.Namespace == "" {
-			return fmt.Errorf("FLPConfig.Endpoints[%d] (%s): a Pod needs a Namespace", i, e.Addr)
+		if (e.Type == "Pod" || e.Type == "Service") && e.Namespace == "" {
+			return fmt.Errorf("FLPConfig.Endpoints[%d] (%s): a %s needs a Namespace", i, e.Addr, e.Type)
 		}
 	}
 	names := map[string]bool{}
