@@ -10,6 +10,14 @@ LOKI_VERSION := $(shell $(GO) list -m -f '{{.Version}}' github.com/grafana/loki/
 LOKI := $(BIN)/loki
 # Prometheus server for the FlowMetrics source tests: pinned in hack/tools/prometheus.
 PROMETHEUS := $(BIN)/prometheus
+# NetObserv eBPF agent and flowlogs-pipeline for the live-capture lab: pinned in
+# hack/tools/netobserv/go.mod (the one place their versions live). The agent is built from a
+# copy of its module patched by hack/patchagent (the fentry workaround, see there).
+NETOBSERV_TOOLS := hack/tools/netobserv
+AGENT := $(BIN)/netobserv-ebpf-agent
+FLP := $(BIN)/flowlogs-pipeline
+AGENT_SRC := $(BIN)/.netobserv-agent-src
+AGENT_BUILD := $(BIN)/.netobserv-build
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(BIN)/staticcheck
 
@@ -25,7 +33,7 @@ LDFLAGS := -X '$(OTE_VERSION_PKG).CommitFromGit=$(GIT_COMMIT)' \
 METADATA := .openshift-tests-extension/openshift_payload_egress-tests-ext.json
 FUZZTIME ?= 10s
 
-.PHONY: all help build dist test fuzz bench verify lint update demo loki prometheus clean
+.PHONY: all help build dist test fuzz bench verify lint update demo loki prometheus agent flp netobserv clean
 
 all: build test verify
 
@@ -53,8 +61,23 @@ prometheus: $(PROMETHEUS) ## bin/prometheus, the real Prometheus the FlowMetrics
 $(PROMETHEUS): hack/tools/prometheus/go.mod hack/tools/prometheus/go.sum
 	cd hack/tools/prometheus && $(GO) build -ldflags '-s -w' -o $(PROMETHEUS) github.com/prometheus/prometheus/cmd/prometheus
 
-test: $(LOKI) $(PROMETHEUS) ## unit tests, real-Loki and real-Prometheus query tests, short fuzzing
-	LOKI_BIN=$(LOKI) PROMETHEUS_BIN=$(PROMETHEUS) $(GO) test -count=1 ./...
+agent: $(AGENT) ## bin/netobserv-ebpf-agent, the real NetObserv eBPF agent (patched: hack/patchagent)
+
+flp: $(FLP) ## bin/flowlogs-pipeline, the real flowlogs-pipeline
+
+netobserv: $(AGENT) $(FLP) ## both NetObserv binaries of the live-capture lab
+
+$(AGENT): $(NETOBSERV_TOOLS)/go.mod $(NETOBSERV_TOOLS)/go.sum hack/patchagent/main.go
+	cd $(NETOBSERV_TOOLS) && $(GO) mod download github.com/netobserv/netobserv-ebpf-agent
+	$(GO) run ./hack/patchagent -tools $(NETOBSERV_TOOLS) -out $(AGENT_SRC) -build $(AGENT_BUILD) \
+	  -src "$$(cd $(NETOBSERV_TOOLS) && $(GO) list -m -f '{{.Dir}}' github.com/netobserv/netobserv-ebpf-agent)"
+	cd $(AGENT_BUILD) && $(GO) build -o $(AGENT) github.com/netobserv/netobserv-ebpf-agent/cmd
+
+$(FLP): $(NETOBSERV_TOOLS)/go.mod $(NETOBSERV_TOOLS)/go.sum
+	cd $(NETOBSERV_TOOLS) && $(GO) build -o $(FLP) github.com/netobserv/flowlogs-pipeline/cmd/flowlogs-pipeline
+
+test: $(LOKI) $(PROMETHEUS) $(AGENT) $(FLP) ## unit tests, real-Loki and real-Prometheus tests, live-capture lab tests (root), short fuzzing
+	LOKI_BIN=$(LOKI) PROMETHEUS_BIN=$(PROMETHEUS) AGENT_BIN=$(AGENT) FLP_BIN=$(FLP) $(GO) test -count=1 ./...
 	$(MAKE) fuzz
 
 fuzz: ## short fuzz runs of the record decoder (and its one-pass path) and the baseline loader
