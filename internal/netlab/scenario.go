@@ -39,8 +39,9 @@ import (
 // Optional traffic fields: `longLived: true` (TCP only) opens one connection before the
 // window and only exchanges data inside it, so the window holds no SYN of it; `noLookup:
 // true` connects by address without asking the lab DNS (a destination nobody resolved);
-// `burst: true` keeps 32 connections in flight at once instead of one after the other (the
-// capture-loss test).
+// `burst: true` keeps 32 connections in flight at once instead of one after the other, each
+// from its own client port counted from 10000, so that each is a distinct flow (the
+// capture-loss test; at most 50,000 connections).
 type Scenario struct {
 	Cluster   Cluster    `yaml:"cluster"`
 	Nodes     []Node     `yaml:"nodes"`
@@ -103,6 +104,7 @@ const (
 	maxNodes       = 20
 	maxWorkloads   = 200
 	maxExternal    = 200
+	maxBurst       = 50000
 )
 
 // ScenarioError is one problem of a scenario file: where and how to fix it.
@@ -364,6 +366,9 @@ func (s *Scenario) validate(lines map[string][]int) error {
 		}
 		if t.LongLived && t.Connections != 1 {
 			add("traffic", i, "a longLived traffic entry is one connection: connections: 1", "traffic[%d]: longLived with connections %d", i, t.Connections)
+		}
+		if t.Burst && t.Connections > maxBurst {
+			add("traffic", i, fmt.Sprintf("use at most %d connections in a burst (one client port each)", maxBurst), "traffic[%d]: burst of %d connections", i, t.Connections)
 		}
 		total += t.Connections
 		s.Traffic[i].line = lineOf(lines, "traffic", i)

@@ -86,9 +86,18 @@ func lookup(resolver netip.Addr, host string) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("resolving %s at %s: no A record (rcode %s)", host, resolver, dns.RcodeToString[r.Rcode])
 }
 
-// oneTCP makes one short TCP exchange from the current namespace.
-func oneTCP(dst netip.AddrPort, host string) error {
-	c, err := net.DialTimeout("tcp", dst.String(), dialTimeout)
+// burstPortBase is the first client port of a burst: each connection of a burst has its own
+// port, so that each is a distinct flow whatever the kernel's port reuse.
+const burstPortBase = 10000
+
+// oneTCP makes one short TCP exchange from the current namespace, from client port lport
+// (0: the kernel's choice).
+func oneTCP(dst netip.AddrPort, host string, lport int) error {
+	d := net.Dialer{Timeout: dialTimeout}
+	if lport > 0 {
+		d.LocalAddr = &net.TCPAddr{Port: lport}
+	}
+	c, err := d.Dial("tcp", dst.String())
 	if err != nil {
 		return err
 	}
@@ -107,14 +116,19 @@ func oneTCP(dst netip.AddrPort, host string) error {
 	return nil
 }
 
-// oneUDP sends one request from a new socket (a new source port) and waits for its reply.
-func oneUDP(dst netip.AddrPort, host string) error {
+// oneUDP sends one request from a new socket (a new source port, lport when not 0) and
+// waits for its reply.
+func oneUDP(dst netip.AddrPort, host string, lport int) error {
 	switch dst.Port() {
 	case 53:
 		_, err := lookup(dst.Addr(), host)
 		return err
 	}
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+	var laddr *net.UDPAddr
+	if lport > 0 {
+		laddr = &net.UDPAddr{Port: lport}
+	}
+	c, err := net.DialUDP("udp", laddr, net.UDPAddrFromAddrPort(dst))
 	if err != nil {
 		return err
 	}
@@ -185,7 +199,7 @@ func (t *Topology) runTraffic(ctx context.Context, s *Scenario, tr Traffic) (int
 		mu   sync.Mutex
 		done int
 		errs []error
-		next = make(chan struct{})
+		next = make(chan int)
 		wg   sync.WaitGroup
 	)
 	for range workers {
@@ -193,8 +207,8 @@ func (t *Topology) runTraffic(ctx context.Context, s *Scenario, tr Traffic) (int
 		go func() {
 			defer wg.Done()
 			err := inNetns(snd.ns, func() error {
-				for range next {
-					err := one(dst, tr.To)
+				for lport := range next {
+					err := one(dst, tr.To, lport)
 					mu.Lock()
 					if err != nil {
 						errs = append(errs, err)
@@ -213,9 +227,13 @@ func (t *Topology) runTraffic(ctx context.Context, s *Scenario, tr Traffic) (int
 		}()
 	}
 feed:
-	for range tr.Connections {
+	for i := range tr.Connections {
+		lport := 0
+		if tr.Burst {
+			lport = burstPortBase + i
+		}
 		select {
-		case next <- struct{}{}:
+		case next <- lport:
 		case <-ctx.Done():
 			break feed
 		}
