@@ -270,7 +270,11 @@ func Run(ctx context.Context, s *Scenario, o Options) (res *Result, err error) {
 	res.Answers = srv.Answers()
 	res.Names = matrix.NewNames()
 	for _, a := range res.Answers {
-		res.Names.Add(a.Address, a.Name, a.Time, a.Time.Add(answerTTL*time.Second))
+		// From the answer's millisecond: the agent stamps records in whole milliseconds
+		// (truncated), so a connection made within the millisecond of its lookup carries
+		// a time before the answer's exact one.
+		from := a.Time.Truncate(time.Millisecond)
+		res.Names.Add(a.Address, a.Name, from, from.Add(answerTTL*time.Second))
 	}
 	if o.Out != "" {
 		if err := os.MkdirAll(o.Out, 0o755); err != nil {

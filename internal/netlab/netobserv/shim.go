@@ -1,3 +1,5 @@
+//go:build !netlabdev
+
 // Package netobserv runs the real NetObserv eBPF agent and flowlogs-pipeline.
 //
 // SHIM: the lab-tools branch provides the real package; this file only holds its API so
