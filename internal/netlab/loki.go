@@ -117,9 +117,9 @@ func (l *lokiHTTP) lines(ctx context.Context, query string, from, to time.Time) 
 
 // count is Loki's own count of query's lines in [from, to).
 func (l *lokiHTTP) count(ctx context.Context, query string, from, to time.Time) (int64, error) {
-	rng := to.Sub(from).Round(time.Millisecond)
-	if rng <= 0 {
-		rng = time.Millisecond
+	rng := to.Sub(from)
+	if rng <= 0 || rng%time.Millisecond != 0 {
+		return 0, fmt.Errorf("loki count: range %s is not a positive number of milliseconds", rng)
 	}
 	q := url.Values{}
 	q.Set("query", fmt.Sprintf("sum(count_over_time(%s [%dms]))", query, rng.Milliseconds()))

@@ -69,6 +69,7 @@ traffic: [{from: lab-burst/client, to: burst.example.com, protocol: TCP, port: 4
 					lost++
 				}
 			}
+			t.Logf("phases: %s", res)
 			t.Logf("%s: %d connections in %s (%.0f/s); Loki holds %d records of the window, %d client→server records covering %d connections, %d server→client legs: %d connections (%.2f %%) lost",
 				tc.name, res.Connections, window.Round(time.Millisecond), float64(res.Connections)/window.Seconds(),
 				res.Records, fwdRecords, len(fwd), len(rev), lost, 100*float64(lost)/float64(n))

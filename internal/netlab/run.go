@@ -222,7 +222,10 @@ func Run(ctx context.Context, s *Scenario, o Options) (res *Result, err error) {
 	}
 	// Past the agent's flush, so no record of the window holds a packet from before it.
 	sleep(ctx, 2*o.CacheActiveTimeout+500*time.Millisecond)
-	res.Window.From = time.Now().UTC()
+	// The window is in whole milliseconds, as records are stamped and as LogQL ranges go, so
+	// that Loki's count of it and a read of it select the same lines.
+	res.Window.From = time.Now().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
+	sleep(ctx, time.Until(res.Window.From))
 	for _, l := range lls {
 		for range 3 {
 			if err := l.exchange(); err != nil {
@@ -243,7 +246,8 @@ func Run(ctx context.Context, s *Scenario, o Options) (res *Result, err error) {
 		}
 	}
 	sleep(ctx, 50*time.Millisecond)
-	res.Window.To = time.Now().UTC()
+	res.Window.To = time.Now().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
+	sleep(ctx, time.Until(res.Window.To))
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -264,7 +268,14 @@ func Run(ctx context.Context, s *Scenario, o Options) (res *Result, err error) {
 	if err := lc.WaitIngested(ctx, res.Window.To, lokiquery.Barrier{Timeout: time.Minute, Interval: 500 * time.Millisecond}); err != nil {
 		return res, fmt.Errorf("netlab: %w", err)
 	}
-	phase("ingestion barrier", t0)
+	// Under load the barrier is not enough: with 2,000 connections a second, Loki still
+	// received records of the window for seconds after every agent's post-window record
+	// was queryable. The window is complete once Loki's count of it stops moving.
+	settled, err := lh.settle(ctx, res.Window)
+	if err != nil {
+		return res, fmt.Errorf("netlab: %w", err)
+	}
+	phase(fmt.Sprintf("ingestion barrier, then %d records settled", settled), t0)
 
 	t0 = time.Now()
 	res.Answers = srv.Answers()
@@ -441,6 +452,29 @@ func writeOutputs(dir string, out *observe.Outcome) error {
 	return nil
 }
 
+// settle polls Loki's count of the window until two polls a second apart agree.
+func (l *lokiHTTP) settle(ctx context.Context, w observe.Window) (int64, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	last := int64(-1)
+	for {
+		n, err := l.count(ctx, allRecords, w.From, w.To)
+		if err != nil {
+			return 0, err
+		}
+		if n == last {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("Loki's count of the window still changes after 2 minutes (%d, then %d): ingestion does not settle", last, n)
+		}
+		last = n
+		sleep(ctx, time.Second)
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+	}
+}
+
 // warmUp sends a datagram from every node and pod namespace until Loki holds a record of
 // each: every agent is attached to every interface and the pipeline writes.
 func (t *Topology) warmUp(ctx context.Context, lh *lokiHTTP) error {
@@ -452,7 +486,7 @@ func (t *Topology) warmUp(ctx context.Context, lh *lokiHTTP) error {
 			probes = append(probes, probe{p.ns, p.addr.String()})
 		}
 	}
-	start := time.Now().Add(-time.Second)
+	start := time.Now().Add(-time.Second).Truncate(time.Millisecond)
 	deadline := time.Now().Add(90 * time.Second)
 	pending := probes
 	for len(pending) > 0 {
@@ -476,7 +510,7 @@ func (t *Topology) warmUp(ctx context.Context, lh *lokiHTTP) error {
 		var still []probe
 		for _, p := range pending {
 			q := fmt.Sprintf(`%s |= "\"SrcAddr\":\"%s\"" |= %q`, allRecords, p.addr, canaryAddr.String())
-			n, err := lh.count(ctx, q, start, time.Now())
+			n, err := lh.count(ctx, q, start, time.Now().Truncate(time.Millisecond).Add(time.Millisecond))
 			if err != nil {
 				return fmt.Errorf("netlab: warm-up: %w", err)
 			}
