@@ -33,7 +33,7 @@ LDFLAGS := -X '$(OTE_VERSION_PKG).CommitFromGit=$(GIT_COMMIT)' \
 METADATA := .openshift-tests-extension/openshift_payload_egress-tests-ext.json
 FUZZTIME ?= 10s
 
-.PHONY: all help build dist test fuzz bench verify lint update demo loki prometheus agent flp netobserv clean
+.PHONY: all help build dist test fuzz bench verify lint update demo demo-replay lab lab-clean loki prometheus agent flp netobserv clean
 
 all: build test verify
 
@@ -115,7 +115,32 @@ update: build ## regenerate the extension metadata (codeLocations stripped)
 	$(BIN)/egress-tests-ext update
 	$(GO) run ./hack/stripcodelocations $(METADATA)
 
-demo: build $(LOKI) ## the whole pipeline on a recorded capture, no cluster needed
+# The live lab (internal/netlab): a scenario's cluster emulated in network namespaces,
+# captured by the real NetObserv agent and flowlogs-pipeline into a real Loki. Needs root.
+AGENT ?= $(BIN)/netobserv-ebpf-agent
+FLP ?= $(BIN)/flowlogs-pipeline
+SCENARIO ?=
+OUT ?= _output/lab
+BASELINE ?=
+LAB_FLAGS = --agent $(AGENT) --flp $(FLP) --loki $(LOKI) $(if $(BASELINE),--baseline $(BASELINE))
+
+lab: $(LOKI) agent flp ## capture SCENARIO=FILE live into OUT (default _output/lab), as root; BASELINE=DIR (default: embedded)
+	@test -n "$(SCENARIO)" || { echo "make lab: give SCENARIO=FILE (e.g. testdata/demo/scenario.yaml)"; exit 2; }
+	$(GO) run ./hack/lab --scenario $(SCENARIO) --out $(OUT) $(LAB_FLAGS)
+
+lab-clean: ## remove what a crashed lab left behind (namespaces named etl*); not while a lab runs
+	$(GO) run ./hack/lab --cleanup etl
+
+demo: ## a live capture of testdata/demo/scenario.yaml; without root or BPF, the recording (demo-replay)
+	@if $(GO) run ./hack/lab --check; then \
+	  $(MAKE) --no-print-directory $(LOKI) agent flp && \
+	  $(GO) run ./hack/lab --demo --scenario testdata/demo/scenario.yaml --out _output/demo $(LAB_FLAGS); \
+	else \
+	  echo "demo: no live capture here (the reason is above): running the RECORDING instead (make demo-replay)"; echo; \
+	  $(MAKE) --no-print-directory demo-replay; \
+	fi
+
+demo-replay: build $(LOKI) ## the whole pipeline on a recorded capture, no cluster and no root needed
 	$(GO) run ./hack/demo --loki $(LOKI) --bin $(BIN)/egress-tests-ext
 
 clean: ## remove build outputs

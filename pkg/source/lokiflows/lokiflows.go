@@ -149,3 +149,10 @@ func (s *Source) mode() string {
 }
 
 var _ observe.Source = (*Source)(nil)
+
+// WaitIngested returns once every agent that reported in the minutes before end has a
+// record stamped at or after end in Loki (the ingestion barrier Collect runs with
+// Config.IngestWait), or fails after timeout. interval 0 polls every 2 s.
+func (s *Source) WaitIngested(ctx context.Context, end time.Time, timeout, interval time.Duration) error {
+	return s.c.WaitIngested(ctx, end, Barrier{Timeout: timeout, Interval: interval})
+}
