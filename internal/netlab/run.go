@@ -467,7 +467,7 @@ func (l *lokiHTTP) settle(ctx context.Context, w observe.Window) (int64, error) 
 			return n, nil
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("Loki's count of the window still changes after 2 minutes (%d, then %d): ingestion does not settle", last, n)
+			return 0, fmt.Errorf("the lab Loki's count of the window still changes after 2 minutes (%d, then %d): ingestion does not settle", last, n)
 		}
 		last = n
 		sleep(ctx, time.Second)
