@@ -11,7 +11,7 @@ import (
 // to a directory, and say which entries they cannot express.
 func TestRenderFirewallFormats(t *testing.T) {
 	base := []string{"matrix", "render", "--baseline", "../../baseline", "--version", "4.21", "--platform", "AWS",
-		"--pod-cidr", "10.128.0.0/14", "--service-cidr", "172.30.0.0/16", "--machine-cidr", "10.0.0.0/16"}
+		"--pod-cidr", "10.128.0.0/14", "--service-cidr", "172.30.0.0/16", "--machine-cidr", "10.0.0.0/16", "--cluster-domain", "c1.example.com", "--region", "us-east-1"}
 
 	out, errOut, code := run(t, append(base, "-o", "egressfirewall")...)
 	if code != 0 {
