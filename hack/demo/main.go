@@ -32,6 +32,8 @@ var (
 	version         = "4.21.3"
 	platform        = "AWS"
 	topology        = "HighlyAvailable"
+	clusterDomain   = "demo.example.com" // the recorded cluster's domain and region resolve the baseline's placeholders
+	region          = "us-east-1"
 	clusterNetworks = "10.128.0.0/14,172.30.0.0/16,10.0.0.0/16"
 	nodeRoles       = []string{
 		"ip-10-0-1-10.ec2.internal=control-plane", "ip-10-0-1-11.ec2.internal=control-plane",
@@ -150,7 +152,8 @@ that is real: a Loki server on 127.0.0.1, the LogQL queries, the matrix, the bas
 	}
 	fmt.Printf("OBSERVED EGRESS MATRIX\n%s\n", md)
 
-	selectFlags := []string{"--baseline", "baseline", "--version", version, "--platform", platform, "--topology", topology}
+	selectFlags := []string{"--baseline", "baseline", "--version", version, "--platform", platform, "--topology", topology,
+		"--cluster-domain", clusterDomain, "--region", region}
 	report, code, err := runBin(bin, append([]string{"matrix", "diff", "--matrix", matrixJSON}, selectFlags...), false)
 	if err != nil {
 		return err
@@ -183,7 +186,8 @@ that is real: a Loki server on 127.0.0.1, the LogQL queries, the matrix, the bas
 	if err := os.WriteFile(proposed, orig, 0o644); err != nil {
 		return err
 	}
-	if _, code, err := runBin(bin, []string{"baseline", "update", "--baseline", proposed, "--with", "baseline/4.21/platform/aws.yaml", "--matrix", matrixJSON}, true); err != nil || code != 0 {
+	if _, code, err := runBin(bin, []string{"baseline", "update", "--baseline", proposed, "--with", "baseline/4.21/platform/aws.yaml", "--matrix", matrixJSON,
+		"--cluster-domain", clusterDomain, "--region", region}, true); err != nil || code != 0 {
 		return fmt.Errorf("baseline update exited %d: %v", code, err)
 	}
 	patch, _ := exec.Command("diff", "-u", "--label", "baseline/4.21/common.yaml", "--label", "proposed", "baseline/4.21/common.yaml", proposed).Output()

@@ -419,18 +419,37 @@ func matrixOptions(s *Scenario, names *matrix.Names) matrix.Options {
 // loadBaseline selects the scenario's baseline files, from dir or the embedded tree.
 func loadBaseline(s *Scenario, dir string) (*baseline.Baseline, error) {
 	c := s.Cluster
+	var b *baseline.Baseline
 	if dir == "" {
 		sel, err := baseline.SelectFS(baselinefs.FS, ".", c.Version, c.Platform, c.Topology)
 		if err != nil {
 			return nil, fmt.Errorf("%s: cluster: %w", s.File, err)
 		}
-		return baseline.LoadFS(baselinefs.FS, sel.Files...)
+		if b, err = baseline.LoadFS(baselinefs.FS, sel.Files...); err != nil {
+			return nil, err
+		}
+	} else {
+		sel, err := baseline.SelectFiles(dir, c.Version, c.Platform, c.Topology)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cluster: %w", s.File, err)
+		}
+		if b, err = baseline.Load(sel.Files...); err != nil {
+			return nil, err
+		}
 	}
-	sel, err := baseline.SelectFiles(dir, c.Version, c.Platform, c.Topology)
+	var v baseline.Values
+	if c.Domain != "" {
+		var err error
+		if v, err = baseline.ClusterDomainValues(c.Domain); err != nil {
+			return nil, fmt.Errorf("%s: cluster.domain: %w", s.File, err)
+		}
+	}
+	v.Region = c.Region
+	r, err := baseline.Resolve(b, v)
 	if err != nil {
-		return nil, fmt.Errorf("%s: cluster: %w", s.File, err)
+		return nil, fmt.Errorf("%s: the baseline uses placeholders the scenario does not resolve (set cluster.domain and cluster.region): %w", s.File, err)
 	}
-	return baseline.Load(sel.Files...)
+	return r, nil
 }
 
 func writeOutputs(dir string, out *observe.Outcome) error {

@@ -58,6 +58,11 @@ type Cluster struct {
 	Version  string `yaml:"version"`
 	Platform string `yaml:"platform"`
 	Topology string `yaml:"topology"`
+	// Domain (the part after api.) and Region resolve the baseline's {appsDomain},
+	// {apiHost} and {region}, as a cluster's Ingress and Infrastructure configs do; a
+	// baseline that uses one the scenario lacks is refused.
+	Domain string `yaml:"domain"`
+	Region string `yaml:"region"`
 }
 
 // Node is one emulated node.
@@ -185,7 +190,7 @@ func typeError(file, msg string) error {
 		fmt.Sscan(m[1], &e.Line)
 		e.Msg = m[2]
 		if strings.Contains(m[2], "not found in type") {
-			e.Fix = "remove or rename the key: unknown keys are refused (valid: cluster{version,platform,topology}, nodes{name,role,snat}, workloads{namespace,name,kind,node,hostNetwork}, external{host,tcp,udp}, traffic{from,to,protocol,port,connections,longLived,noLookup,burst})"
+			e.Fix = "remove or rename the key: unknown keys are refused (valid: cluster{version,platform,topology,domain,region}, nodes{name,role,snat}, workloads{namespace,name,kind,node,hostNetwork}, external{host,tcp,udp}, traffic{from,to,protocol,port,connections,longLived,noLookup,burst})"
 		}
 	}
 	return e
