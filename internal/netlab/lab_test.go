@@ -346,7 +346,7 @@ func TestLabDiff(t *testing.T) {
 	// The replay path: records.jsonl and names.json through `matrix diff` exit 1 with the
 	// same undocumented entries, and a documented-only selection of them would not.
 	args := []string{"matrix", "diff", "--flows", filepath.Join(out, "records.jsonl"), "--names", filepath.Join(out, "names.json"),
-		"--baseline", "../../baseline", "--version", "4.21", "--platform", "aws", "--topology", "HighlyAvailable",
+		"--baseline", "../../baseline", "--version", "4.21", "--platform", "aws", "--topology", "HighlyAvailable", "--cluster-domain", "demo.example.com", "--region", "us-east-1",
 		"--cluster-network", "10.128.0.0/14,172.30.0.0/16,10.0.0.0/16",
 		"--node-role", "master-0=control-plane", "--node-role", "worker-0=worker", "--node-role", "worker-1=worker"}
 	stdout, code := runCLI(t, args...)
