@@ -122,9 +122,9 @@ FLP ?= $(BIN)/flowlogs-pipeline
 SCENARIO ?=
 OUT ?= _output/lab
 BASELINE ?=
-LAB_FLAGS = --agent $(AGENT) --flp $(FLP) --loki $(LOKI) $(if $(BASELINE),--baseline $(BASELINE))
+LAB_FLAGS = --agent $(AGENT) --flp $(FLP) --loki $(LOKI) --prometheus $(PROMETHEUS) $(if $(BASELINE),--baseline $(BASELINE))
 
-lab: $(LOKI) agent flp ## capture SCENARIO=FILE live into OUT (default _output/lab), as root; BASELINE=DIR (default: embedded)
+lab: $(LOKI) $(PROMETHEUS) agent flp ## capture SCENARIO=FILE live into OUT (default _output/lab), as root, through Loki and FlowMetrics; BASELINE=DIR (default: embedded)
 	@test -n "$(SCENARIO)" || { echo "make lab: give SCENARIO=FILE (e.g. testdata/demo/scenario.yaml)"; exit 2; }
 	$(GO) run ./hack/lab --scenario $(SCENARIO) --out $(OUT) $(LAB_FLAGS)
 
@@ -133,7 +133,7 @@ lab-clean: ## remove what a crashed lab left behind (namespaces named etl*); not
 
 demo: ## a live capture of testdata/demo/scenario.yaml; without root or BPF, the recording (demo-replay)
 	@if $(GO) run ./hack/lab --check; then \
-	  $(MAKE) --no-print-directory $(LOKI) agent flp && \
+	  $(MAKE) --no-print-directory $(LOKI) $(PROMETHEUS) agent flp && \
 	  $(GO) run ./hack/lab --demo --scenario testdata/demo/scenario.yaml --out _output/demo $(LAB_FLAGS); \
 	else \
 	  echo "demo: no live capture here (the reason is above): running the RECORDING instead (make demo-replay)"; echo; \

@@ -17,6 +17,7 @@ import (
 
 	"github.com/openshift/egress-tests-ext/internal/netlab"
 	"github.com/openshift/egress-tests-ext/internal/netlab/netobserv"
+	"github.com/openshift/egress-tests-ext/pkg/matrix"
 	"github.com/openshift/egress-tests-ext/pkg/report"
 )
 
@@ -28,6 +29,7 @@ func main() {
 		agent    = flag.String("agent", "bin/netobserv-ebpf-agent", "NetObserv eBPF agent binary (make agent)")
 		flp      = flag.String("flp", "bin/flowlogs-pipeline", "flowlogs-pipeline binary (make flp)")
 		loki     = flag.String("loki", "bin/loki", "Loki binary (make loki)")
+		prom     = flag.String("prometheus", "bin/prometheus", "Prometheus binary (make prometheus): the FlowMetrics path beside Loki; empty: Loki only")
 		maxFlows = flag.Int("cache-max-flows", 0, "agent CACHE_MAX_FLOWS (0: the agent's default)")
 		check    = flag.Bool("check", false, "only check that this machine can run the lab (root, BPF); exit 1 with the reason if not")
 		cleanup  = flag.String("cleanup", "", "remove the leftovers of a crashed lab with this prefix (etl for all) and exit")
@@ -48,7 +50,7 @@ func main() {
 		}
 		return
 	}
-	code, err := run(*scenario, *out, *base, *agent, *flp, *loki, *maxFlows, *demo)
+	code, err := run(*scenario, *out, *base, *agent, *flp, *loki, *prom, *maxFlows, *demo)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "\nlab: FAILED: %v\n", err)
 		os.Exit(2)
@@ -63,7 +65,7 @@ func capable() error {
 	return netobserv.CheckCapabilities()
 }
 
-func run(scenarioFile, out, base, agent, flp, loki string, maxFlows int, demo bool) (int, error) {
+func run(scenarioFile, out, base, agent, flp, loki, prom string, maxFlows int, demo bool) (int, error) {
 	if scenarioFile == "" {
 		return 0, errors.New("no scenario; fix: make lab SCENARIO=FILE")
 	}
@@ -74,7 +76,13 @@ func run(scenarioFile, out, base, agent, flp, loki string, maxFlows int, demo bo
 	if err := capable(); err != nil {
 		return 0, err
 	}
-	abs := func(p string) string { a, _ := filepath.Abs(p); return a }
+	abs := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		a, _ := filepath.Abs(p)
+		return a
+	}
 	agentV, flpV := netobserv.Versions()
 	if demo {
 		fmt.Printf(`egress-tests-ext demo: LIVE capture
@@ -89,7 +97,7 @@ network namespaces on this machine, but the capture is LIVE: the real NetObserv 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	res, err := netlab.Run(ctx, s, netlab.Options{
-		AgentBin: abs(agent), FLPBin: abs(flp), LokiBin: abs(loki),
+		AgentBin: abs(agent), FLPBin: abs(flp), LokiBin: abs(loki), PrometheusBin: abs(prom),
 		Out: out, BaselineDir: base, CacheMaxFlows: maxFlows, Log: os.Stdout,
 	})
 	if err != nil {
@@ -105,8 +113,19 @@ network namespaces on this machine, but the capture is LIVE: the real NetObserv 
 	if err := report.WriteDiff(os.Stdout, res.Outcome.Diff, report.Text); err != nil {
 		return 0, err
 	}
-	fmt.Printf("\nARTIFACTS in %s: records.jsonl (replay: egress-tests-ext matrix build --flows %s), matrix.json, diff.json, diff.txt, names.json\n",
+	if res.FlowMetrics != nil {
+		fmt.Printf("\nFLOWMETRICS PATH (the same window from FLP's counters, scraped by Prometheus)\n")
+		if d := matrix.Compare("loki", res.Outcome.Matrix, "flowmetrics", res.FlowMetrics.Matrix); d != nil {
+			return 0, d
+		}
+		fmt.Printf("the FlowMetrics matrix has the Loki matrix's %d entries, exactly (bytes and first/last seen are not in counters)\n", len(res.FlowMetrics.Matrix.Entries))
+	}
+	fmt.Printf("\nARTIFACTS in %s: records.jsonl (replay: egress-tests-ext matrix build --flows %s), matrix.json, diff.json, diff.txt, names.json",
 		out, filepath.Join(out, "records.jsonl"))
+	if res.FlowMetrics != nil {
+		fmt.Printf(", matrix-flowmetrics.json, diff-flowmetrics.json, diff-flowmetrics.txt")
+	}
+	fmt.Println()
 	n := len(res.Outcome.Diff.Undocumented)
 	if demo {
 		// The demo scenario makes exactly one undocumented connection: anything else means

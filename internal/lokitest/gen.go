@@ -311,7 +311,8 @@ func (g *gen) snat(out []Generated, first int, f Format, pod endpoint) []Generat
 func (g *gen) udp(out []Generated, f Format, client, server endpoint, port int, dnsName string, egress bool) []Generated {
 	cport := g.ephemeral()
 	t := g.time()
-	out = append(out, g.record(f, client, server, cport, port, flow.ProtoUDP, 0, dnsName, t, egress))
+	// The NetObserv agent names a DNS exchange on the answer only.
+	out = append(out, g.record(f, client, server, cport, port, flow.ProtoUDP, 0, "", t, egress))
 	return append(out, g.record(f, server, client, port, cport, flow.ProtoUDP, 0, dnsName, t, egress))
 }
 

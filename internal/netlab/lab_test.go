@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,13 @@ func need(t *testing.T, msg string) {
 // binaries finds the agent, FLP and Loki: $AGENT_BIN, $FLP_BIN, $LOKI_BIN, else bin/ of the repo.
 func binaries(t *testing.T) (agent, flp, loki string) {
 	t.Helper()
+	agent, flp, loki, _ = binariesWithProm(t)
+	return agent, flp, loki
+}
+
+// binariesWithProm also finds Prometheus: $PROMETHEUS_BIN, else bin/prometheus.
+func binariesWithProm(t *testing.T) (agent, flp, loki, prom string) {
+	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
 	find := func(env, name, fix string) string {
@@ -51,7 +59,8 @@ func binaries(t *testing.T) (agent, flp, loki string) {
 		}
 		return p
 	}
-	return find("AGENT_BIN", "netobserv-ebpf-agent", "make agent"), find("FLP_BIN", "flowlogs-pipeline", "make flp"), find("LOKI_BIN", "loki", "make loki")
+	return find("AGENT_BIN", "netobserv-ebpf-agent", "make agent"), find("FLP_BIN", "flowlogs-pipeline", "make flp"),
+		find("LOKI_BIN", "loki", "make loki"), find("PROMETHEUS_BIN", "prometheus", "make prometheus")
 }
 
 func needCapture(t *testing.T) (agent, flp, loki string) {
@@ -82,7 +91,8 @@ var shared struct {
 // sharedLab is the one capture of testdata/lab.yaml the assertions share.
 func sharedLab(t *testing.T) (*Result, string) {
 	t.Helper()
-	agent, flp, loki := needCapture(t)
+	needCapture(t)
+	agent, flp, loki, prom := binariesWithProm(t)
 	shared.once.Do(func() {
 		s, err := LoadScenario("testdata/lab.yaml")
 		if err != nil {
@@ -96,7 +106,7 @@ func sharedLab(t *testing.T) (*Result, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 		defer cancel()
 		start := time.Now()
-		shared.res, shared.err = Run(ctx, s, Options{AgentBin: agent, FLPBin: flp, LokiBin: loki, Out: shared.out, Log: &shared.log})
+		shared.res, shared.err = Run(ctx, s, Options{AgentBin: agent, FLPBin: flp, LokiBin: loki, PrometheusBin: prom, Out: shared.out, Log: &shared.log})
 		t.Logf("lab run took %s: %s", time.Since(start).Round(time.Millisecond), shared.res)
 		if shared.err == nil {
 			r, err := Leftovers(shared.res.Prefix)
@@ -373,4 +383,50 @@ func runCLI(t *testing.T, args ...string) (string, int) {
 		out.WriteString("Error: " + err.Error() + "\n")
 	}
 	return out.String(), cli.ExitCode(err)
+}
+
+// The same window from FLP's FlowMetrics counters, scraped by the real Prometheus, gives the
+// Loki matrix's keys exactly: the SYN'd connections, the long-lived one (no SYN in the
+// window), UDP, the host-network and SNAT node legs.
+func TestLabFlowMetricsHaveTheLokiKeys(t *testing.T) {
+	res, out := sharedLab(t)
+	if res.FlowMetrics == nil {
+		t.Fatal("the lab ran without the FlowMetrics path")
+	}
+	lm, pm := res.Outcome.Matrix, res.FlowMetrics.Matrix
+	if d := matrix.Compare("loki", lm, "flowmetrics", pm); d != nil {
+		t.Fatal(d)
+	}
+	if len(pm.Entries) < 8 {
+		t.Errorf("the FlowMetrics matrix has %d entries; the scenario makes at least 8", len(pm.Entries))
+	}
+	// The long-lived connection is counted by its server port, without a SYN.
+	mustEntry(t, pm, "openshift-machine-api/machine-api-controllers", "ec2.us-east-1.amazonaws.com", "TCP", 443)
+	if got := strings.Join(pm.Lacks, ","); got != "bytes,firstSeen,lastSeen" {
+		t.Errorf("FlowMetrics matrix lacks %q, want bytes,firstSeen,lastSeen", got)
+	}
+	for _, e := range pm.Entries {
+		if e.Bytes != 0 || !e.FirstSeen.IsZero() || e.Flows <= 0 {
+			t.Errorf("FlowMetrics entry %s: bytes %d, first seen %s, flows %d; want 0, unset, > 0", matrix.KeyOf(e), e.Bytes, e.FirstSeen, e.Flows)
+		}
+	}
+	// The lab's post-window canaries fall in the counters' lag: excluded, and counted.
+	if len(res.FlowMetrics.Excluded) == 0 {
+		t.Error("no canary record excluded from the FlowMetrics window: the lag did not cover the barrier")
+	}
+	if _, err := os.Stat(filepath.Join(out, "matrix-flowmetrics.json")); err != nil {
+		t.Error(err)
+	}
+	// The diffs agree too: the same undocumented entries.
+	und := func(d []matrix.Entry) []string {
+		var out []string
+		for _, e := range d {
+			out = append(out, matrix.KeyOf(e).String())
+		}
+		sort.Strings(out)
+		return out
+	}
+	if a, b := und(res.Outcome.Diff.Undocumented), und(res.FlowMetrics.Diff.Undocumented); strings.Join(a, "\n") != strings.Join(b, "\n") {
+		t.Errorf("undocumented from Loki %v, from FlowMetrics %v", a, b)
+	}
 }

@@ -12,23 +12,34 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	baselinefs "github.com/openshift/egress-tests-ext/baseline"
 	"github.com/openshift/egress-tests-ext/internal/lokitest"
 	"github.com/openshift/egress-tests-ext/internal/netlab/netobserv"
+	"github.com/openshift/egress-tests-ext/internal/promtest"
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
+	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/flowmetrics"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
 	"github.com/openshift/egress-tests-ext/pkg/observe"
 	"github.com/openshift/egress-tests-ext/pkg/report"
 	"github.com/openshift/egress-tests-ext/pkg/source/lokiflows"
+	"github.com/openshift/egress-tests-ext/pkg/source/promflows"
 )
 
 // Options configure one lab run.
 type Options struct {
 	AgentBin, FLPBin, LokiBin string
-	// Out, when set, receives records.jsonl, matrix.json, diff.json, diff.txt, names.json.
+	// PrometheusBin, when set, adds the FlowMetrics path: FLP also encodes the egress
+	// FlowMetrics (pkg/flowmetrics, rendered as the operator does), this Prometheus scrapes
+	// them, and the window is folded from its counters too (Result.FlowMetrics,
+	// matrix-flowmetrics.json).
+	PrometheusBin string
+	// Out, when set, receives records.jsonl, matrix.json, diff.json, diff.txt, names.json
+	// (and matrix-flowmetrics.json, diff-flowmetrics.txt with PrometheusBin).
 	Out string
 	// BaselineDir is a baseline/ tree; empty uses the one embedded in the binary.
 	BaselineDir string
@@ -48,8 +59,10 @@ type Options struct {
 type Result struct {
 	Prefix string
 	Window observe.Window
-	// Outcome is observe.Run's (nil with NoPipeline).
+	// Outcome is observe.Run's on the Loki source (nil with NoPipeline).
 	Outcome *observe.Outcome
+	// FlowMetrics is observe.Run's on the Prometheus source (with PrometheusBin).
+	FlowMetrics *observe.Outcome
 	// Names are the lab DNS's answers as matrix names.
 	Names   *matrix.Names
 	Answers []Answer
@@ -91,7 +104,11 @@ func Run(ctx context.Context, s *Scenario, o Options) (res *Result, err error) {
 	}
 	for _, b := range []struct{ what, path, fix string }{
 		{"agent", o.AgentBin, "make agent"}, {"flowlogs-pipeline", o.FLPBin, "make flp"}, {"Loki", o.LokiBin, "make loki"},
+		{"Prometheus", o.PrometheusBin, "make prometheus"},
 	} {
+		if b.path == "" && b.what == "Prometheus" {
+			continue // optional
+		}
 		if b.path == "" {
 			return nil, fmt.Errorf("netlab: no %s binary given; fix: %s", b.what, b.fix)
 		}
@@ -159,10 +176,19 @@ func Run(ctx context.Context, s *Scenario, o Options) (res *Result, err error) {
 	if err := os.MkdirAll(flpDir, 0o700); err != nil {
 		return res, err
 	}
-	flp, err := netobserv.StartFLP(o.FLPBin, netobserv.FLPConfig{
+	flpCfg := netobserv.FLPConfig{
 		GRPCPort: ports[0], MetricsPort: ports[1], LokiURL: loki.URL,
 		Endpoints: topo.endpoints(), SubnetLabels: subnetLabels(),
-	}, flpDir)
+	}
+	mopts := matrixOptions(s, nil)
+	if o.PrometheusBin != "" {
+		prom, err := flowmetrics.ForFLP(flowmetrics.Options{Ports: mopts.Ports})
+		if err != nil {
+			return res, fmt.Errorf("netlab: rendering the FlowMetrics: %w", err)
+		}
+		flpCfg.Prom = prom
+	}
+	flp, err := netobserv.StartFLP(o.FLPBin, flpCfg, flpDir)
 	if err != nil {
 		return res, fmt.Errorf("netlab: starting flowlogs-pipeline: %w", err)
 	}
@@ -172,6 +198,18 @@ func Run(ctx context.Context, s *Scenario, o Options) (res *Result, err error) {
 		}
 		flp.Stop()
 	}()
+	var prom *promtest.Server
+	if o.PrometheusBin != "" {
+		pdir := filepath.Join(dir, "prometheus")
+		if err := os.MkdirAll(pdir, 0o700); err != nil {
+			return res, err
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
+		if prom, err = promtest.StartBinary(o.PrometheusBin, pdir, promtest.Config{Scrapes: []promtest.Scrape{promtest.FLPScrape(addr)}}); err != nil {
+			return res, fmt.Errorf("netlab: starting Prometheus: %w", err)
+		}
+		defer prom.Stop()
+	}
 	var agents []*netobserv.Process
 	defer func() {
 		for i, a := range agents {
@@ -328,11 +366,42 @@ func Run(ctx context.Context, s *Scenario, o Options) (res *Result, err error) {
 		return res, fmt.Errorf("netlab: %w", err)
 	}
 	if o.Out != "" {
-		if err := writeOutputs(o.Out, out); err != nil {
+		if err := writeOutputs(o.Out, "", out); err != nil {
 			return res, err
 		}
 	}
 	phase(fmt.Sprintf("pipeline: %d records, %d matrix entries, %d undocumented", res.Records, len(out.Matrix.Entries), len(out.Diff.Undocumented)), t0)
+	if prom == nil {
+		return res, nil
+	}
+
+	// The same window from the counters. FLP counted every record of the window by the time
+	// Loki's count settled; a scrape after that holds them all.
+	t0 = time.Now()
+	counted := time.Now()
+	psrc, err := promflows.New(promflows.Config{URL: prom.URL, Lag: counted.Sub(res.Window.To)})
+	if err != nil {
+		return res, err
+	}
+	if err := psrc.WaitScraped(ctx, counted, 30*time.Second); err != nil {
+		return res, fmt.Errorf("netlab: %w", err)
+	}
+	pout, err := observe.Run(ctx, observe.Config{
+		Source: psrc, Window: res.Window, Matrix: matrixOptions(s, res.Names), Baseline: bl, Log: log,
+		// The post-window canaries are counted inside the Lag; they are the lab's own
+		// barrier, not the scenario's traffic (counted in Excluded).
+		Exclude: func(r flow.Record) bool { return r.DstAddr == canaryAddr.String() },
+	})
+	res.FlowMetrics = pout
+	if err != nil {
+		return res, fmt.Errorf("netlab: the FlowMetrics path: %w", err)
+	}
+	if o.Out != "" {
+		if err := writeOutputs(o.Out, "-flowmetrics", pout); err != nil {
+			return res, err
+		}
+	}
+	phase(fmt.Sprintf("flowmetrics: %d matrix entries, %d undocumented, %d canary records excluded", len(pout.Matrix.Entries), len(pout.Diff.Undocumented), len(pout.Excluded)), t0)
 	return res, nil
 }
 
@@ -452,14 +521,15 @@ func loadBaseline(s *Scenario, dir string) (*baseline.Baseline, error) {
 	return r, nil
 }
 
-func writeOutputs(dir string, out *observe.Outcome) error {
+// writeOutputs writes matrix<suffix>.json, diff<suffix>.json and diff<suffix>.txt.
+func writeOutputs(dir, suffix string, out *observe.Outcome) error {
 	files := []struct {
 		name  string
 		write func(io.Writer) error
 	}{
-		{"matrix.json", func(w io.Writer) error { return report.WriteMatrix(w, out.Matrix, report.JSON) }},
-		{"diff.json", func(w io.Writer) error { return report.WriteDiff(w, out.Diff, report.JSON) }},
-		{"diff.txt", func(w io.Writer) error { return report.WriteDiff(w, out.Diff, report.Text) }},
+		{"matrix" + suffix + ".json", func(w io.Writer) error { return report.WriteMatrix(w, out.Matrix, report.JSON) }},
+		{"diff" + suffix + ".json", func(w io.Writer) error { return report.WriteDiff(w, out.Diff, report.JSON) }},
+		{"diff" + suffix + ".txt", func(w io.Writer) error { return report.WriteDiff(w, out.Diff, report.Text) }},
 	}
 	for _, f := range files {
 		var b bytes.Buffer

@@ -33,6 +33,8 @@ type Config struct {
 	CaptureCleanup bool
 	InstallTimeout time.Duration
 	BaselineDir    string // "" = the baseline embedded in the binary
+	// Source is EGRESS_SOURCE: SourceLoki, SourceFlowMetrics or SourceBoth.
+	Source string
 
 	ExistingLoki *ExistingLoki // nil unless EGRESS_LOKI_URL is set
 
@@ -48,6 +50,17 @@ type Config struct {
 	ToolsImage      string // "" = from the openshift/tools image stream
 	ResolveInterval time.Duration
 }
+
+// The sources EGRESS_SOURCE picks.
+const (
+	SourceLoki        = "loki"
+	SourceFlowMetrics = "flowmetrics"
+	SourceBoth        = "both"
+)
+
+// UsesLoki and UsesFlowMetrics say which sources the run reads.
+func (c *Config) UsesLoki() bool        { return c.Source != SourceFlowMetrics }
+func (c *Config) UsesFlowMetrics() bool { return c.Source != SourceLoki }
 
 // ExistingLoki is a Loki the test process reaches directly.
 type ExistingLoki struct {
@@ -75,10 +88,19 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 		CanaryPort:        443,
 		ToolsImage:        getenv("EGRESS_TOOLS_IMAGE"),
 		ResolveInterval:   30 * time.Second,
+		Source:            SourceBoth,
 	}
 	var errs []string
 	bad := func(name, val, want string) {
 		errs = append(errs, fmt.Sprintf("%s=%q: want %s", name, val, want))
+	}
+	if v := getenv("EGRESS_SOURCE"); v != "" {
+		switch v {
+		case SourceLoki, SourceFlowMetrics, SourceBoth:
+			c.Source = v
+		default:
+			bad("EGRESS_SOURCE", v, "loki, flowmetrics or both")
+		}
 	}
 	if v := getenv("EGRESS_WINDOW_START"); v != "" {
 		sec, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)

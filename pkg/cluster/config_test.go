@@ -17,7 +17,8 @@ func TestFromEnvDefaults(t *testing.T) {
 	}
 	if !c.WindowStart.IsZero() || c.KeepInstall || c.ExistingLoki != nil || c.ObjectStorageSecret != "" ||
 		c.CanaryHost != "quay.io" || c.CanaryPort != 443 || c.Observe != 2*time.Minute || c.InstallTimeout != 15*time.Minute ||
-		c.LokiImage != DefaultLokiImage || c.ObjectStorageType != "s3" || c.LokiStackSize != "1x.demo" {
+		c.LokiImage != DefaultLokiImage || c.ObjectStorageType != "s3" || c.LokiStackSize != "1x.demo" ||
+		c.Source != SourceBoth || !c.UsesLoki() || !c.UsesFlowMetrics() {
 		t.Errorf("defaults: %+v", c)
 	}
 }
@@ -34,6 +35,7 @@ func TestFromEnvValues(t *testing.T) {
 		"EGRESS_LOKI_OBJECT_STORAGE_TYPE":   "gcs",
 		"EGRESS_CANARY_PORT":                "8443",
 		"EGRESS_RESOLVE_INTERVAL":           "10s",
+		"EGRESS_SOURCE":                     "loki",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +43,7 @@ func TestFromEnvValues(t *testing.T) {
 	if !c.WindowStart.Equal(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)) || !c.KeepInstall || !c.CaptureCleanup || c.Observe != 0 ||
 		c.ExistingLoki.URL != "https://loki.example.test" || c.ExistingLoki.Tenant != "netobserv" || c.ExistingLoki.TokenFile != "/tok" ||
 		c.ObjectStorageSecretNamespace != "ci" || c.ObjectStorageSecret != "s3" || c.ObjectStorageType != "gcs" ||
-		c.CanaryPort != 8443 || c.ResolveInterval != 10*time.Second {
+		c.CanaryPort != 8443 || c.ResolveInterval != 10*time.Second || c.Source != SourceLoki || c.UsesFlowMetrics() {
 		t.Errorf("parsed: %+v %+v", c, c.ExistingLoki)
 	}
 }
@@ -56,11 +58,12 @@ func TestFromEnvRejectsEveryBadValue(t *testing.T) {
 		"EGRESS_LOKI_OBJECT_STORAGE_TYPE": "ftp",
 		"EGRESS_CANARY_PORT":              "70000",
 		"EGRESS_RESOLVE_INTERVAL":         "500ms",
+		"EGRESS_SOURCE":                   "prometheus",
 	}))
 	if err == nil {
 		t.Fatal("bad values accepted")
 	}
-	for _, name := range []string{"EGRESS_WINDOW_START", "EGRESS_KEEP_INSTALL", "EGRESS_CAPTURE_CLEANUP", "EGRESS_INSTALL_TIMEOUT", "EGRESS_LOKI_URL", "EGRESS_LOKI_OBJECT_STORAGE_TYPE", "EGRESS_CANARY_PORT", "EGRESS_RESOLVE_INTERVAL"} {
+	for _, name := range []string{"EGRESS_WINDOW_START", "EGRESS_KEEP_INSTALL", "EGRESS_CAPTURE_CLEANUP", "EGRESS_INSTALL_TIMEOUT", "EGRESS_LOKI_URL", "EGRESS_LOKI_OBJECT_STORAGE_TYPE", "EGRESS_CANARY_PORT", "EGRESS_RESOLVE_INTERVAL", "EGRESS_SOURCE"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s: %v", name, err)
 		}

@@ -20,6 +20,11 @@
 //	EGRESS_INSTALL_TIMEOUT         how long installs may take to become ready (default 15m).
 //	EGRESS_BASELINE_DIR            a baseline/ directory to use instead of the one embedded in
 //	                               the binary.
+//	EGRESS_SOURCE                  where the window's egress is read from: loki (every flow
+//	                               record), flowmetrics (the suite's FlowMetric counters through
+//	                               openshift-monitoring's Thanos querier), or both (default):
+//	                               the Loki matrix is diffed, and the two must hold the same
+//	                               entries, else the run fails listing both sides.
 //
 //	Loki store, first match wins:
 //	EGRESS_LOKI_URL                an existing Loki the test process reaches directly (e.g. a

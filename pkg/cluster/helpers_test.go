@@ -38,6 +38,7 @@ var listKinds = map[GVR]string{
 	gvrClusterRole:    "ClusterRoleList",
 	gvrClusterRoleBnd: "ClusterRoleBindingList",
 	gvrSecret:         "SecretList",
+	GVRFlowMetric:     "FlowMetricList",
 }
 
 func newFakes(t *testing.T, kubeObjs []runtime.Object, confObjs []runtime.Object, dynObjs ...runtime.Object) *fakes {

@@ -22,10 +22,12 @@ import (
 	"github.com/openshift/egress-tests-ext/pkg/baseline"
 	"github.com/openshift/egress-tests-ext/pkg/cluster"
 	"github.com/openshift/egress-tests-ext/pkg/flow"
+	"github.com/openshift/egress-tests-ext/pkg/flowmetrics"
 	"github.com/openshift/egress-tests-ext/pkg/matrix"
 	"github.com/openshift/egress-tests-ext/pkg/observe"
 	"github.com/openshift/egress-tests-ext/pkg/report"
 	"github.com/openshift/egress-tests-ext/pkg/source/lokiflows"
+	"github.com/openshift/egress-tests-ext/pkg/source/promflows"
 )
 
 // Window is the observation window and the evidence gathered during it.
@@ -65,12 +67,56 @@ var serverPorts = matrix.PortPolicy{Extra: map[int]bool{6443: true, 22623: true,
 // into the matrix with the window's names, and diffs it against the cluster's baseline
 // files. On error, what was produced so far is returned for the artifacts.
 func Run(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiConn, win Window, log io.Writer) (*Outcome, error) {
-	bl, err := LoadBaseline(facts)
+	src, err := lokiSource(conn)
 	if err != nil {
 		return nil, err
 	}
-	src, err := lokiflows.New(lokiflows.Config{URL: conn.URL, Tenant: conn.Tenant, Token: conn.Token, TLS: conn.TLS,
+	out, err := run(ctx, facts, src, win, log)
+	if err != nil {
+		return out, fmt.Errorf("retrieve and fold the egress flows of %s: %w", conn.Describe, err)
+	}
+	return out, nil
+}
+
+func lokiSource(conn *cluster.LokiConn) (*lokiflows.Source, error) {
+	return lokiflows.New(lokiflows.Config{URL: conn.URL, Tenant: conn.Tenant, Token: conn.Token, TLS: conn.TLS,
 		IngestWait: lokiBarrier, DNS: true, Describe: conn.Describe})
+}
+
+// FlowMetricsLag is how long after a flow the FlowMetrics counters in Thanos may first hold
+// it: the agent's cacheActiveTimeout (5 s in the FlowCollector the suite creates, 15 s by
+// default), FLP's processing, and a 30 s scrape.
+const FlowMetricsLag = time.Minute
+
+// FlowMetrics are the egress FlowMetrics the spec creates in the FlowCollector's namespace,
+// for the port policy the matrix is built with.
+func FlowMetrics(namespace string) []flowmetrics.FlowMetric {
+	return flowmetrics.Resources(flowmetrics.Options{Namespace: namespace, Ports: serverPorts})
+}
+
+// RunFlowMetrics folds the window from the FlowMetrics counters (pkg/source/promflows)
+// read through conn, with the same facts, names, exclusions and canary proof as Run. Its
+// counts are those FLP made up to FlowMetricsLag after the window's end.
+func RunFlowMetrics(ctx context.Context, facts *cluster.Facts, conn *cluster.PromConn, win Window, log io.Writer) (*Outcome, error) {
+	src, err := promflows.New(promflows.Config{URL: conn.URL, Token: conn.Token, TLS: conn.TLS, Describe: conn.Describe,
+		Lag: FlowMetricsLag, Metrics: FlowMetrics("")})
+	if err != nil {
+		return nil, err
+	}
+	if err := src.WaitScraped(ctx, win.End.Add(FlowMetricsLag), FlowMetricsLag+2*time.Minute); err != nil {
+		return nil, fmt.Errorf("the FlowMetrics of the window's end: %w", err)
+	}
+	out, err := run(ctx, facts, src, win, log)
+	if err != nil {
+		return out, fmt.Errorf("retrieve and fold the egress FlowMetrics through %s: %w", conn.Describe, err)
+	}
+	return out, nil
+}
+
+// run is the pipeline of one source over the window: the names the resolver saw, the
+// suite's own flows kept out, the canary's flow required.
+func run(ctx context.Context, facts *cluster.Facts, src observe.Source, win Window, log io.Writer) (*Outcome, error) {
+	bl, err := LoadBaseline(facts)
 	if err != nil {
 		return nil, err
 	}
@@ -94,18 +140,56 @@ func Run(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiConn, win 
 				}
 			}
 			if win.Canary != nil && len(out.CanaryFlows) == 0 {
-				return fmt.Errorf("the canary connected to %s between %s and %s, but no flow from %s/%s to it is in Loki (%d records from the suite's namespace): the flow pipeline is broken (agent, processor or Loki), so this run cannot tell whether the cluster's egress is documented",
+				return fmt.Errorf("the canary connected to %s between %s and %s, but no flow from %s/%s to it is in %s (%d records from the suite's namespace): the flow pipeline is broken (agent, processor or store), so this run cannot tell whether the cluster's egress is documented",
 					strings.Join(win.Canary.Addresses, ", "), win.Canary.Start.Format(time.RFC3339), win.Canary.End.Format(time.RFC3339),
-					cluster.SuiteNamespace, cluster.CanaryName, out.SuiteFlows)
+					cluster.SuiteNamespace, cluster.CanaryName, src.Describe(), out.SuiteFlows)
 			}
 			return nil
 		},
 	})
 	out.Outcome = res
-	if err != nil {
-		return out, fmt.Errorf("retrieve and fold the egress flows of %s: %w", conn.Describe, err)
+	return out, err
+}
+
+// Agree checks that the Loki and FlowMetrics matrices of the window hold the same entries.
+// The counters cover the window shifted by up to FlowMetricsLag (what FLP counted after the
+// start, until the lag after the end), so an entry only the counters hold is explained when
+// Loki holds it in the window widened by the lag on both sides; every other difference is a
+// disagreement, listed with both sides. explained lists the entries the edges explained.
+func Agree(ctx context.Context, facts *cluster.Facts, conn *cluster.LokiConn, win Window, lokiOut, fmOut *Outcome, log io.Writer) (explained []matrix.Key, err error) {
+	d := matrix.Compare("loki", lokiOut.Matrix, "flowmetrics", fmOut.Matrix)
+	if d == nil {
+		return nil, nil
 	}
-	return out, nil
+	if len(d.OnlyB) > 0 && conn != nil {
+		wide := win
+		wide.Start, wide.End = win.Start.Add(-FlowMetricsLag), win.End.Add(FlowMetricsLag)
+		src, err := lokiSource(conn)
+		if err != nil {
+			return nil, err
+		}
+		w, err := run(ctx, facts, src, wide, log)
+		if err != nil && (w == nil || w.Outcome == nil || w.Matrix == nil) {
+			return nil, fmt.Errorf("reading Loki over the window widened by %s, to check the entries only the FlowMetrics hold: %w", FlowMetricsLag, err)
+		}
+		inWide := map[matrix.Key]bool{}
+		for _, e := range w.Matrix.Entries {
+			inWide[matrix.KeyOf(e)] = true
+		}
+		var left []matrix.Key
+		for _, k := range d.OnlyB {
+			if inWide[k] {
+				explained = append(explained, k)
+			} else {
+				left = append(left, k)
+			}
+		}
+		d.OnlyB = left
+	}
+	if len(d.OnlyA)+len(d.OnlyB) == 0 {
+		return explained, nil
+	}
+	return explained, d
 }
 
 // WaitFlowing returns once the store holds a flow stamped after the call: from then on the

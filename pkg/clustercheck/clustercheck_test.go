@@ -3,6 +3,7 @@ package clustercheck
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -305,5 +306,23 @@ func TestRunPipelineRefusesSampledFlows(t *testing.T) {
 	_, err := Run(context.Background(), generatedFacts(t), conn, win, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "sampling must be 1") {
 		t.Fatalf("runPipeline with a sampled record: %v; want a failure saying sampling must be 1", err)
+	}
+}
+
+func TestAgree(t *testing.T) {
+	e := func(dst string, port int) matrix.Entry {
+		return matrix.Entry{SrcNamespace: "openshift-insights", SrcWorkload: "insights-operator", SrcKind: "Deployment", DstName: dst, Protocol: "TCP", Port: port}
+	}
+	out := func(es ...matrix.Entry) *Outcome {
+		return &Outcome{Outcome: &observe.Outcome{Matrix: &matrix.Matrix{Entries: es}}}
+	}
+	ctx := context.Background()
+	if ex, err := Agree(ctx, nil, nil, Window{}, out(e("console.redhat.com", 443)), out(e("console.redhat.com", 443)), nil); err != nil || ex != nil {
+		t.Fatalf("same entries: %v, %v", ex, err)
+	}
+	_, err := Agree(ctx, nil, nil, Window{}, out(e("console.redhat.com", 443)), out(e("console.redhat.com", 443), e("api.openshift.com", 443)), nil)
+	var d *matrix.Disagreement
+	if !errors.As(err, &d) || len(d.OnlyB) != 1 || !strings.Contains(err.Error(), "only in flowmetrics: openshift-insights/insights-operator (Deployment) -> api.openshift.com TCP:443") {
+		t.Fatalf("an entry only in the FlowMetrics: %v", err)
 	}
 }

@@ -70,8 +70,15 @@ const (
 // Metric names (without FLP's netobserv_ prefix) of the egress FlowMetrics. Each is a counter
 // of flow records; Kinds lists what the source makes of each.
 const (
-	// TCPSYN: TCP records with a pure SYN, by destination port (the server's).
+	// TCPSYN: TCP records with a SYN to a port that is not a server port, by destination
+	// port: the SYN says which side listens (NetObserv's flow-matrix recipe).
 	TCPSYN = "egress_tcp_syn"
+	// TCPSYNBoth: TCP records with a SYN between two server ports, by destination port.
+	TCPSYNBoth = "egress_tcp_syn_both"
+	// TCPServer: TCP records to a server port from a non-server port, whatever their flags:
+	// a connection opened before the window is counted by its later records, as the Loki
+	// matrix places it by its well-known port.
+	TCPServer = "egress_tcp_server"
 	// DatagramServer: UDP and SCTP to a server port from a non-server port.
 	DatagramServer = "egress_datagram_server"
 	// DatagramBoth: UDP and SCTP between two server ports (the lower one serves).
@@ -167,10 +174,22 @@ func Resources(o Options) []FlowMetric {
 		split   bool // workload and pod variants
 	}
 	defs := []def{
-		{TCPSYN, "TCP egress connections (records with a SYN), by server port", []Filter{
+		{TCPSYN, "TCP egress connections (records with a SYN) to a port that is not a server port", []Filter{
 			{Field: "Proto", MatchType: Equal, Value: "6"},
 			{Field: "Flags", MatchType: Equal, Value: "SYN"},
+			{Field: "DstPort", MatchType: NotMatchRegex, Value: sp},
 		}, append(slices.Clone(dstLabels), "DstPort", "Flags"), []string{"Flags"}, true},
+		{TCPSYNBoth, "TCP egress connections (records with a SYN) between two server ports", []Filter{
+			{Field: "Proto", MatchType: Equal, Value: "6"},
+			{Field: "Flags", MatchType: Equal, Value: "SYN"},
+			{Field: "DstPort", MatchType: MatchRegex, Value: sp},
+			{Field: "SrcPort", MatchType: MatchRegex, Value: sp},
+		}, append(slices.Clone(dstLabels), "DstPort", "Flags"), []string{"Flags"}, true},
+		{TCPServer, "TCP egress records to a server port from a non-server port", []Filter{
+			{Field: "Proto", MatchType: Equal, Value: "6"},
+			{Field: "DstPort", MatchType: MatchRegex, Value: sp},
+			{Field: "SrcPort", MatchType: NotMatchRegex, Value: sp},
+		}, append(slices.Clone(dstLabels), "DstPort"), nil, true},
 		{DatagramServer, "UDP/SCTP egress records to a server port", []Filter{
 			dgram,
 			{Field: "DstPort", MatchType: MatchRegex, Value: sp},

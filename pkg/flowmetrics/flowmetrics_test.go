@@ -47,8 +47,8 @@ func toMap(t *testing.T, v any) map[string]any {
 func TestResourcesValidateAgainstCRD(t *testing.T) {
 	v := crd(t)
 	fms := Resources(Options{Namespace: "netobserv", Ports: matrix.PortPolicy{Extra: map[int]bool{6443: true, 4789: true}}})
-	if len(fms) != 13 {
-		t.Fatalf("%d FlowMetrics, want 13", len(fms))
+	if len(fms) != 17 {
+		t.Fatalf("%d FlowMetrics, want 17", len(fms))
 	}
 	for _, fm := range fms {
 		if err := v.Validate(toMap(t, fm)); err != nil {
@@ -141,7 +141,7 @@ func TestRenderResourcesEgressSelection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Metrics) != 13 {
+	if len(p.Metrics) != 17 {
 		t.Fatalf("%d metrics", len(p.Metrics))
 	}
 	for _, m := range p.Metrics {

@@ -240,6 +240,36 @@ func parseAddr(s string) (netip.Addr, bool) {
 	return a.Unmap(), true
 }
 
+func (b *Builder) addDNSName(src srcID, dnsName, direction string, n int64) {
+	names := b.dns[src]
+	if names == nil {
+		names = map[string]int64{}
+		b.dns[src] = names
+	}
+	name := strings.ToLower(strings.TrimSuffix(dnsName, "."))
+	if direction != "0" {
+		names[name] += n
+	} else if _, seen := names[name]; !seen {
+		// The receiving node's copy: name it, count it on the sender only.
+		names[name] = 0
+	}
+}
+
+// swapSides is r seen from its destination: an answer's querier as the source.
+func swapSides(r flow.Record) flow.Record {
+	q := r
+	q.SrcNamespace, q.DstNamespace = r.DstNamespace, r.SrcNamespace
+	q.SrcOwnerName, q.DstOwnerName = r.DstOwnerName, r.SrcOwnerName
+	q.SrcOwnerType, q.DstOwnerType = r.DstOwnerType, r.SrcOwnerType
+	q.SrcName, q.DstName = r.DstName, r.SrcName
+	q.SrcType, q.DstType = r.DstType, r.SrcType
+	q.SrcHostName, q.DstHostName = r.DstHostName, r.SrcHostName
+	q.SrcAddr, q.DstAddr = r.DstAddr, r.SrcAddr
+	q.SrcPort, q.DstPort = r.DstPort, r.SrcPort
+	q.SrcSubnetLabel, q.DstSubnetLabel = r.DstSubnetLabel, r.SrcSubnetLabel
+	return q
+}
+
 // Add folds one record (or server-side aggregate, Count > 1) into the matrix. Every record
 // ends in exactly one Stats bucket: Records = Egress + NotEgress + Responses + Undecided +
 // DNSNamedOnly + Duplicates + Translated. Node-sourced egress records get their bucket in
@@ -263,20 +293,18 @@ func (b *Builder) Add(r flow.Record) {
 		return
 	}
 	src, srcInside := b.source(&r)
-	// A DNS query (not the server's answer) from inside names what the source looked up.
-	dnsEvidence := srcInside && r.DNSName != "" && r.SrcPort != 53 && r.SrcPort != 5353
-	if dnsEvidence {
-		names := b.dns[src]
-		if names == nil {
-			names = map[string]int64{}
-			b.dns[src] = names
+	// A DNS query from inside names what the source looked up. The NetObserv agent puts the
+	// name on the answer only (source port 53): the querier is then the answer's destination.
+	dnsEvidence := false
+	if r.DNSName != "" {
+		querier, inside := src, srcInside && r.SrcPort != 53 && r.SrcPort != 5353
+		if r.SrcPort == 53 || r.SrcPort == 5353 {
+			q := swapSides(r)
+			querier, inside = b.source(&q)
 		}
-		name := strings.ToLower(strings.TrimSuffix(r.DNSName, "."))
-		if r.FlowDirection != "0" {
-			names[name] += n
-		} else if _, seen := names[name]; !seen {
-			// The receiving node's copy of a query: name it, count it on the sender only.
-			names[name] = 0
+		if inside {
+			dnsEvidence = true
+			b.addDNSName(querier, r.DNSName, r.FlowDirection, n)
 		}
 	}
 	dstAddr, dstOK := parseAddr(r.DstAddr)

@@ -354,18 +354,22 @@ func TestDNSEvidence(t *testing.T) {
 			r.DstType, r.DstNamespace, r.DstSubnetLabel = "Pod", "openshift-dns", "Pods"
 		}),
 		dnsQuery("8.8.8.8", 53, "example.com", false),
-		// The answer from the DNS server is not evidence about the server as a source.
+		// The answer, where the NetObserv agent puts DnsName: evidence about its
+		// destination, the querier, not about the DNS server.
 		rec(func(r *flow.Record) {
-			r.Proto, r.SrcPort, r.DstPort, r.DNSName, r.DstAddr = flow.ProtoUDP, 5353, 40000, "quay.io", "10.128.0.6"
+			r.SrcNamespace, r.SrcOwnerName, r.SrcOwnerType, r.SrcName = "openshift-dns", "dns-default", "DaemonSet", "dns-default-x1"
+			r.Proto, r.SrcPort, r.DNSName, r.SrcAddr = flow.ProtoUDP, 5353, "quay.io", "10.128.2.3"
+			r.DstNamespace, r.DstOwnerName, r.DstOwnerType, r.DstType, r.DstName = "app", "web", "Deployment", "Pod", "web-1"
+			r.DstAddr, r.DstPort, r.DstSubnetLabel = "10.128.0.6", 40000, "Pods"
 		}),
 	)
 	if got := keys(m); got != "app/Deployment/web -> 8.8.8.8 UDP/53 well-known" {
 		t.Fatalf("entries %q", got)
 	}
-	if m.Stats.DNSNamedOnly != 5 || m.Stats.NotEgress != 1 {
+	if m.Stats.DNSNamedOnly != 6 || m.Stats.NotEgress != 0 {
 		t.Fatalf("stats %+v", m.Stats)
 	}
-	if len(m.DNSQueries) != 1 || fmt.Sprint(m.DNSQueries[0].Names) != "[{cdn01.quay.io 1} {example.com 1} {only-inbound.example 0} {quay.io 2}]" {
+	if len(m.DNSQueries) != 1 || fmt.Sprint(m.DNSQueries[0].Names) != "[{cdn01.quay.io 1} {example.com 1} {only-inbound.example 0} {quay.io 3}]" {
 		t.Fatalf("DNS evidence %+v", m.DNSQueries)
 	}
 	for _, e := range m.Entries {

@@ -9,6 +9,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,6 +29,7 @@ const (
 	phaseFlowing = "flows reaching Loki"
 	phaseCanary  = "canary"
 	phaseCollect = "collect"
+	phaseAgree   = "loki and flowmetrics agree"
 	phaseDiff    = "diff"
 )
 
@@ -158,6 +160,12 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 			if image, err = cluster.ToolsImage(ctx, c, cfg); err != nil {
 				return err
 			}
+			if cfg.UsesFlowMetrics() {
+				// Before the window starts, so that its counters cover it.
+				if err := cluster.EnsureFlowMetrics(ctx, c, tracker, clustercheck.FlowMetrics(setup.Collector.Namespace)); err != nil {
+					return err
+				}
+			}
 			hosts := cluster.ResolvableHosts(append(clustercheck.BaselineHosts(bl), cfg.CanaryHost))
 			return cluster.StartResolver(ctx, c, tracker, cluster.ResolverDeployment(cluster.SuiteNamespace, image, hosts, cfg.ResolveInterval), cfg.InstallTimeout)
 		})
@@ -190,8 +198,8 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 		}
 		win.End = time.Now()
 
-		var outcome *clustercheck.Outcome
-		phase(phaseCollect, "collecting the window's name resolutions and egress flows", func() error {
+		var outcome, lokiOutcome, fmOutcome *clustercheck.Outcome
+		phase(phaseCollect, fmt.Sprintf("collecting the window's name resolutions and egress flows (EGRESS_SOURCE=%s)", cfg.Source), func() error {
 			logs, err := cluster.ResolverLogs(ctx, c)
 			if err != nil {
 				return err
@@ -205,20 +213,62 @@ var _ = g.Describe("[sig-network][Feature:EgressFlowMatrix][Serial]", func() {
 			if err := cluster.WriteJSONArtifact(dir, "window.json", win); err != nil {
 				return err
 			}
-			conn, err := cluster.ConnectLoki(ctx, c, setup.Store)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			fmt.Fprintf(g.GinkgoWriter, "Loki: %s\n", conn.Describe)
-			outcome, err = clustercheck.Run(ctx, facts, conn, win, g.GinkgoWriter)
-			if outcome != nil {
-				if aerr := clustercheck.WriteArtifacts(dir, root, outcome); aerr != nil {
-					fmt.Fprintf(g.GinkgoWriter, "%v\n", aerr)
+			if cfg.UsesLoki() {
+				conn, err := cluster.ConnectLoki(ctx, c, setup.Store)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				fmt.Fprintf(g.GinkgoWriter, "Loki: %s\n", conn.Describe)
+				lokiOutcome, err = clustercheck.Run(ctx, facts, conn, win, g.GinkgoWriter)
+				if lokiOutcome != nil {
+					if aerr := clustercheck.WriteArtifacts(dir, root, lokiOutcome); aerr != nil {
+						fmt.Fprintf(g.GinkgoWriter, "%v\n", aerr)
+					}
+				}
+				if err != nil {
+					return err
 				}
 			}
-			return err
+			if cfg.UsesFlowMetrics() {
+				pc, err := cluster.ConnectThanos(ctx, c, tracker)
+				if err != nil {
+					return err
+				}
+				defer pc.Close()
+				fmt.Fprintf(g.GinkgoWriter, "FlowMetrics: %s\n", pc.Describe)
+				fmOutcome, err = clustercheck.RunFlowMetrics(ctx, facts, pc, win, g.GinkgoWriter)
+				if fmOutcome != nil {
+					// Beside the Loki run's, in their own directory.
+					if aerr := clustercheck.WriteArtifacts(filepath.Join(dir, "flowmetrics"), root, fmOutcome); aerr != nil {
+						fmt.Fprintf(g.GinkgoWriter, "%v\n", aerr)
+					}
+				}
+				if err != nil {
+					return err
+				}
+			}
+			outcome = lokiOutcome
+			if outcome == nil {
+				outcome = fmOutcome
+			}
+			return nil
 		})
+
+		if lokiOutcome != nil && fmOutcome != nil {
+			phase(phaseAgree, "checking that the Loki and FlowMetrics matrices hold the same entries", func() error {
+				conn, err := cluster.ConnectLoki(ctx, c, setup.Store)
+				if err != nil {
+					return err
+				}
+				defer conn.Close()
+				explained, err := clustercheck.Agree(ctx, facts, conn, win, lokiOutcome, fmOutcome, g.GinkgoWriter)
+				for _, k := range explained {
+					fmt.Fprintf(g.GinkgoWriter, "only in the FlowMetrics, and in Loki within %s of the window: %s\n", clustercheck.FlowMetricsLag, k)
+				}
+				return err
+			})
+		}
 
 		current = phaseDiff
 		g.By("diffing the observed matrix against the baseline")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,17 +17,21 @@ import (
 	"github.com/openshift/egress-tests-ext/pkg/flow"
 )
 
-// dnsKeyLabels are what one DNS aggregate is kept per: the source as pkg/matrix names it
+// dnsKeyLabels are what one DNS aggregate is kept per: both sides as pkg/matrix names them
 // (pod owner, or the pod and node names of mirror pods and nodes), the direction (pkg/matrix
-// counts a query on the sending node only), the destination kind and port, and the name.
+// counts a name on the sending node only), the destination kind, the server port of a query
+// or of an answer (the client's port is blanked: it would make one key per lookup), and the
+// name. The NetObserv agent puts DnsName on the answer (source port 53), whose destination
+// is the querier: pkg/matrix credits the name to it.
 var dnsKeyLabels = []string{
 	"SrcK8S_Namespace", "SrcK8S_OwnerName", "SrcK8S_Type", "SrcK8S_OwnerType",
 	"SrcK8S_Name", "SrcK8S_HostName", "SrcSubnetLabel", "FlowDirection",
-	"DstK8S_Type", "DstSubnetLabel", "Proto", "DstPort", "DnsName",
+	"DstK8S_Namespace", "DstK8S_OwnerName", "DstK8S_OwnerType", "DstK8S_Name", "DstK8S_HostName",
+	"DstK8S_Type", "DstSubnetLabel", "Proto", "SrcPort", "DstPort", "DnsName",
 }
 
-// DNSPipeline selects the DNS queries (DnsName set, not an answer from port 53 or 5353)
-// sent to a known cluster object, in practice the cluster DNS: exactly the DNS flows the
+// DNSPipeline selects the DNS records (DnsName set: queries, and the answers the agent
+// names) sent to a known cluster object, in practice the cluster DNS and its clients: exactly the DNS flows the
 // egress selection (EgressPipeline) leaves out, so that a caller feeding both to pkg/matrix
 // counts no record twice (a resolver's upstream queries leave the cluster and come with the
 // egress records, DnsName included). Duplicate copies (NetObserv 1.6-1.7) are left out, as
@@ -37,9 +42,16 @@ func DNSPipeline(extra []lokiquery.Matcher) lokiquery.Pipeline {
 	p := dnsSelection(extra)
 	// pkg/matrix names a mirror pod or a node by its pod and host names, any other pod by
 	// its owner: keep the names only where they are read (as Project does), so that the
-	// pods of one workload make one aggregate.
-	p.Stages = append(p.Stages, "label_format SrcK8S_Name=`{{if "+dnsKeepNames+"}}{{.SrcK8S_Name}}{{end}}`"+
-		", SrcK8S_HostName=`{{if "+dnsKeepNames+"}}{{.SrcK8S_HostName}}{{end}}`")
+	// pods of one workload make one aggregate. The answer's destination is its querier, so
+	// its names are kept by the same rule; the client's port is blanked on either side.
+	// DstPort comes before SrcPort: it reads the original SrcPort.
+	p.Stages = append(p.Stages, "label_format "+
+		"SrcK8S_Name=`{{if "+keepNames("Src")+"}}{{.SrcK8S_Name}}{{end}}`"+
+		", SrcK8S_HostName=`{{if "+keepNames("Src")+"}}{{.SrcK8S_HostName}}{{end}}`"+
+		", DstK8S_Name=`{{if and "+dnsAnswer+" "+keepNames("Dst")+"}}{{.DstK8S_Name}}{{end}}`"+
+		", DstK8S_HostName=`{{if and "+dnsAnswer+" "+keepNames("Dst")+"}}{{.DstK8S_HostName}}{{end}}`"+
+		", DstPort=`{{if "+dnsAnswer+"}}{{else}}{{.DstPort}}{{end}}`"+
+		", SrcPort=`{{if "+dnsAnswer+"}}{{.SrcPort}}{{end}}`")
 	return p
 }
 
@@ -56,13 +68,10 @@ func dnsSelection(extra []lokiquery.Matcher) lokiquery.Pipeline {
 		// The key alone, whatever JSON white space follows it; DnsName != "" below keeps
 		// the lines that have a name.
 		LineFilters: []lokiquery.LineFilter{{Op: lokiquery.LineContains, Text: `"DnsName"`}},
-		JSONFields: []string{"DnsName", "Duplicate", "DstK8S_Type", "DstPort", "DstSubnetLabel", "Proto",
+		JSONFields: []string{"DnsName", "Duplicate", "DstK8S_HostName", "DstK8S_Name", "DstK8S_OwnerType", "DstK8S_Type", "DstPort", "DstSubnetLabel", "Proto",
 			"SrcK8S_HostName", "SrcK8S_Name", "SrcK8S_OwnerType", "SrcK8S_Type", "SrcPort", "SrcSubnetLabel"},
 		LabelFilters: []lokiquery.Matcher{
 			{Name: "DnsName", Op: lokiquery.OpNeq, Value: ""},
-			// Equality, not a regular expression: port 55311 must stay.
-			{Name: "SrcPort", Op: lokiquery.OpNeq, Value: "53"},
-			{Name: "SrcPort", Op: lokiquery.OpNeq, Value: "5353"},
 			{Name: "Duplicate", Op: lokiquery.OpNeq, Value: "true"},
 		},
 		Stages: []string{
@@ -72,7 +81,14 @@ func dnsSelection(extra []lokiquery.Matcher) lokiquery.Pipeline {
 	}
 }
 
-const dnsKeepNames = `(or (eq .SrcK8S_Type "") (eq .SrcK8S_Type "Node") (eq .SrcK8S_OwnerType "Node") (eq .SrcK8S_OwnerType "Pod") (eq .SrcK8S_OwnerType ""))`
+// keepNames is the template test of the side whose pod and node names pkg/matrix reads.
+func keepNames(side string) string {
+	return strings.ReplaceAll(`(or (eq .SIDEK8S_Type "") (eq .SIDEK8S_Type "Node") (eq .SIDEK8S_OwnerType "Node") (eq .SIDEK8S_OwnerType "Pod") (eq .SIDEK8S_OwnerType ""))`, "SIDE", side)
+}
+
+// dnsAnswer tests for an answer: from the DNS port (equality, not a regexp: 55311 stays a
+// client port).
+const dnsAnswer = `(or (eq .SrcPort "53") (eq .SrcPort "5353"))`
 
 // DNSQueries returns, for the window of o, one record per DNS query key (source workload,
 // direction, destination kind and port, queried name) with Count set to the number of
@@ -187,8 +203,12 @@ func (d *dnsRun) merge(p piece, v loghttp.Vector) error {
 			if err != nil {
 				return fmt.Errorf("piece %s: %w", p, err)
 			}
-			// The client port is not kept: any port below the server's.
-			rec.SrcPort = flow.EphemeralPort
+			// The client's port is not kept: any port.
+			if rec.SrcPort == 53 || rec.SrcPort == 5353 {
+				rec.DstPort = flow.EphemeralPort
+			} else {
+				rec.SrcPort = flow.EphemeralPort
+			}
 			r = &rec
 			d.keys[key] = r
 		}
@@ -203,6 +223,8 @@ func dnsLess(a, b *flow.Record) bool {
 		{a.SrcNamespace, b.SrcNamespace}, {a.SrcOwnerName, b.SrcOwnerName}, {a.SrcOwnerType, b.SrcOwnerType},
 		{a.SrcType, b.SrcType}, {a.SrcName, b.SrcName}, {a.SrcHostName, b.SrcHostName},
 		{a.SrcSubnetLabel, b.SrcSubnetLabel}, {a.DNSName, b.DNSName}, {a.FlowDirection, b.FlowDirection},
+		{a.DstNamespace, b.DstNamespace}, {a.DstOwnerName, b.DstOwnerName}, {a.DstOwnerType, b.DstOwnerType},
+		{a.DstName, b.DstName}, {a.DstHostName, b.DstHostName},
 		{a.DstType, b.DstType}, {a.DstSubnetLabel, b.DstSubnetLabel},
 	} {
 		if c[0] != c[1] {
@@ -211,6 +233,9 @@ func dnsLess(a, b *flow.Record) bool {
 	}
 	if a.Proto != b.Proto {
 		return a.Proto < b.Proto
+	}
+	if a.SrcPort != b.SrcPort {
+		return a.SrcPort < b.SrcPort
 	}
 	return a.DstPort < b.DstPort
 }

@@ -753,6 +753,7 @@ func recordFromLabels(l map[string]string) (flow.Record, error) {
 		SrcSubnetLabel: l["SrcSubnetLabel"],
 		DstNamespace:   l["DstK8S_Namespace"], DstOwnerName: l["DstK8S_OwnerName"], DstOwnerType: l["DstK8S_OwnerType"],
 		DstType: l["DstK8S_Type"], DstAddr: l["DstAddr"], DstSubnetLabel: l["DstSubnetLabel"],
+		DstName: l["DstK8S_Name"], DstHostName: l["DstK8S_HostName"],
 		FlowDirection: l["FlowDirection"], FlowLayer: l["K8S_FlowLayer"], ClusterName: l["K8S_ClusterName"],
 		DNSName: l["DnsName"], XlatSrcAddr: l["XlatSrcAddr"], XlatDstAddr: l["XlatDstAddr"],
 	}

@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/netip"
 	"os"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -49,6 +51,14 @@ type Config struct {
 	URL string
 	// TokenFile holds a bearer token sent with every request (never logged or echoed).
 	TokenFile string
+	// Token, instead of TokenFile, gives the bearer token for each request (a service
+	// account's, renewed underneath); never logged or echoed.
+	Token func(context.Context) (string, error)
+	// TLS, instead of CAFile, is the client's TLS configuration (e.g. the service CA of a
+	// port-forwarded Thanos querier). Verification stays on.
+	TLS *tls.Config
+	// Describe, when set, names the source in messages (e.g. the port-forward it goes through).
+	Describe string
 	// CAFile is a PEM bundle of CAs trusted for the server's certificate, beside the system
 	// ones. TLS is always verified.
 	CAFile string
@@ -63,6 +73,12 @@ type Config struct {
 	// Metrics are the FlowMetrics written to FLP (their names and labels). Default:
 	// flowmetrics.Resources of the request's port policy.
 	Metrics []flowmetrics.FlowMetric
+	// Lag is how long after a flow FLP may count it: the agent reports a flow up to its
+	// cacheActiveTimeout after the packets, and FLP counts it when the report arrives. The
+	// counts are read over (From, To+Lag], so the window's last flows are in; flows of the
+	// Lag before From may be counted too: the matrix may hold more than the window, never
+	// less.
+	Lag time.Duration
 	// Transport overrides the HTTP transport (tests); TokenFile and CAFile still apply.
 	Transport *http.Transport
 }
@@ -72,9 +88,9 @@ const DefaultUp = `up{job=~".*flowlogs-pipeline.*"}`
 
 // Source reads the egress FlowMetrics of a window from Prometheus.
 type Source struct {
-	cfg   Config
-	api   v1.API
-	token string
+	cfg    Config
+	api    v1.API
+	tokens secrets
 }
 
 var _ observe.Source = (*Source)(nil)
@@ -96,6 +112,12 @@ func New(cfg Config) (*Source, error) {
 	} else {
 		tr = tr.Clone()
 	}
+	if cfg.TLS != nil {
+		if cfg.TLS.InsecureSkipVerify {
+			return nil, errors.New("prometheus TLS: InsecureSkipVerify is refused; fix: give the server's CA")
+		}
+		tr.TLSClientConfig = cfg.TLS.Clone()
+	}
 	if cfg.CAFile != "" {
 		pem, err := os.ReadFile(cfg.CAFile)
 		if err != nil {
@@ -115,17 +137,23 @@ func New(cfg Config) (*Source, error) {
 	}
 	s := &Source{cfg: cfg}
 	var rt http.RoundTripper = tr
-	if cfg.TokenFile != "" {
+	switch {
+	case cfg.TokenFile != "" && cfg.Token != nil:
+		return nil, errors.New("both a token file and a token source; fix: give one")
+	case cfg.TokenFile != "":
 		b, err := os.ReadFile(cfg.TokenFile)
 		if err != nil {
 			// The path only: never what the file holds.
 			return nil, fmt.Errorf("reading the token file %s: %w; fix: give a readable file to --token-file", cfg.TokenFile, err)
 		}
-		s.token = strings.TrimSpace(string(b))
-		if s.token == "" {
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
 			return nil, fmt.Errorf("token file %s is empty; fix: write the bearer token into it", cfg.TokenFile)
 		}
-		rt = bearer{token: s.token, next: tr}
+		s.tokens.seen(tok)
+		rt = &bearer{token: func(context.Context) (string, error) { return tok, nil }, seen: &s.tokens, next: tr}
+	case cfg.Token != nil:
+		rt = &bearer{token: cfg.Token, seen: &s.tokens, next: tr}
 	}
 	c, err := api.NewClient(api.Config{Address: cfg.URL, RoundTripper: rt})
 	if err != nil {
@@ -136,25 +164,65 @@ func New(cfg Config) (*Source, error) {
 }
 
 type bearer struct {
-	token string
+	token func(context.Context) (string, error)
+	seen  *secrets
 	next  http.RoundTripper
 }
 
-func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+func (b *bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "https" && !isLoopback(r.URL.Hostname()) {
+		return nil, fmt.Errorf("refusing to send the bearer token over plain http to %s; fix: an https URL", r.URL.Host)
+	}
+	tok, err := b.token(r.Context())
+	if err != nil {
+		return nil, fmt.Errorf("the Prometheus bearer token: %w", err)
+	}
+	b.seen.seen(tok)
 	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
+	r.Header.Set("Authorization", "Bearer "+tok)
 	return b.next.RoundTrip(r)
 }
 
-// Describe names the source.
-func (s *Source) Describe() string { return "prometheus " + s.cfg.URL }
+// secrets are the tokens sent so far, to be redacted from errors.
+type secrets struct {
+	mu   sync.Mutex
+	toks []string
+}
 
-// redact removes the token from an error's text, in case a server echoed it.
-func (s *Source) redact(err error) error {
-	if err == nil || s.token == "" || !strings.Contains(err.Error(), s.token) {
-		return err
+func (s *secrets) seen(tok string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tok != "" && !slices.Contains(s.toks, tok) {
+		s.toks = append(s.toks, tok)
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), s.token, "[REDACTED]"))
+}
+
+func (s *secrets) redact(msg string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.toks {
+		msg = strings.ReplaceAll(msg, t, "[REDACTED]")
+	}
+	return msg
+}
+
+// Describe names the source.
+func (s *Source) Describe() string {
+	if s.cfg.Describe != "" {
+		return "prometheus " + s.cfg.Describe
+	}
+	return "prometheus " + s.cfg.URL
+}
+
+// redact removes the tokens from an error's text, in case a server echoed one.
+func (s *Source) redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	if msg := s.tokens.redact(err.Error()); msg != err.Error() {
+		return errors.New(msg)
+	}
+	return err
 }
 
 // query runs an instant query at ts; warnings are errors (a partial answer is not an answer).
@@ -267,6 +335,9 @@ func scrapedBetween(scrapes []int64, a, b int64) bool {
 func (s *Source) Collect(ctx context.Context, req observe.Request) (*observe.Batch, error) {
 	start := time.Now()
 	w := req.Window
+	if s.cfg.Lag > 0 {
+		w.To = w.To.Add(s.cfg.Lag)
+	}
 	scrapes, err := s.coverage(ctx, w)
 	if err != nil {
 		return nil, err
@@ -327,7 +398,7 @@ func (s *Source) Collect(ctx context.Context, req observe.Request) (*observe.Bat
 			if err != nil {
 				return nil, err
 			}
-			r.Start, r.End = w.From, w.To
+			r.Start, r.End = req.Window.From, req.Window.To
 			counts[r] += n
 		}
 	}
@@ -358,6 +429,41 @@ func (s *Source) Collect(ctx context.Context, req observe.Request) (*observe.Bat
 	return b, nil
 }
 
+// WaitScraped waits until every target of Config.Up has been scraped at or after t (the
+// counts of what FLP processed before t are then in Prometheus), polling every second.
+func (s *Source) WaitScraped(ctx context.Context, t time.Time, timeout time.Duration) error {
+	q := "min(timestamp(" + s.cfg.Up + "))"
+	deadline := time.Now().Add(timeout)
+	var last time.Time
+	for {
+		v, warns, err := s.api.Query(ctx, q, time.Now())
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrQuery, q, s.redact(err))
+		}
+		if len(warns) > 0 {
+			return fmt.Errorf("%w: %s answered with warnings: %s", ErrQuery, q, s.redact(errors.New(strings.Join(warns, "; "))))
+		}
+		if vec, ok := v.(model.Vector); ok && len(vec) == 1 {
+			last = time.UnixMilli(int64(math.Round(float64(vec[0].Value) * 1000)))
+			if !last.Before(t) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			seen := "no scrape at all"
+			if !last.IsZero() {
+				seen = "the last at " + last.UTC().Format(time.RFC3339Nano)
+			}
+			return fmt.Errorf("%w: no scrape of %s at or after %s within %s (%s); fix: check that Prometheus scrapes FLP's metrics endpoint", ErrCoverage, s.cfg.Up, t.UTC().Format(time.RFC3339Nano), timeout, seen)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // record turns a series' labels into the flow aggregate it counts.
 func record(metric string, m model.Metric) (flow.Record, error) {
 	l := func(n string) string { return string(m[model.LabelName(n)]) }
@@ -378,8 +484,13 @@ func record(metric string, m model.Metric) (flow.Record, error) {
 	var err error
 	base := strings.TrimSuffix(metric, flowmetrics.VariantPod)
 	switch base {
-	case flowmetrics.TCPSYN:
+	case flowmetrics.TCPSYN, flowmetrics.TCPSYNBoth:
 		r.Proto, r.Flags = flow.ProtoTCP, flow.FlagSYN
+		r.DstPort, err = num("DstPort")
+	case flowmetrics.TCPServer:
+		// No SYN: the matrix places it by its server port, as it does a Loki record of a
+		// connection opened before the window.
+		r.Proto = flow.ProtoTCP
 		r.DstPort, err = num("DstPort")
 	case flowmetrics.DatagramServer:
 		if r.Proto, err = num("Proto"); err == nil {
@@ -417,4 +528,13 @@ func sortRecords(rs []flow.Record) {
 			cmp.Compare(a.DstSubnetLabel, b.DstSubnetLabel), cmp.Compare(a.Proto, b.Proto),
 			cmp.Compare(a.SrcPort, b.SrcPort), cmp.Compare(a.DstPort, b.DstPort), cmp.Compare(a.Flags, b.Flags))
 	})
+}
+
+// isLoopback reports whether host is this machine (a test server, a port-forward).
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
