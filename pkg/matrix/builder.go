@@ -240,17 +240,17 @@ func parseAddr(s string) (netip.Addr, bool) {
 	return a.Unmap(), true
 }
 
-func (b *Builder) addDNSName(src srcID, dnsName, direction string, n int64) {
+func (b *Builder) addDNSName(src srcID, dnsName string, counted bool, n int64) {
 	names := b.dns[src]
 	if names == nil {
 		names = map[string]int64{}
 		b.dns[src] = names
 	}
 	name := strings.ToLower(strings.TrimSuffix(dnsName, "."))
-	if direction != "0" {
+	if counted {
 		names[name] += n
 	} else if _, seen := names[name]; !seen {
-		// The receiving node's copy: name it, count it on the sender only.
+		// The other node's copy: name it, count it once.
 		names[name] = 0
 	}
 }
@@ -298,13 +298,17 @@ func (b *Builder) Add(r flow.Record) {
 	dnsEvidence := false
 	if r.DNSName != "" {
 		querier, inside := src, srcInside && r.SrcPort != 53 && r.SrcPort != 5353
+		// A query counts on the sender's node; an answer on the querier's, which always
+		// sees it (the server may run where no agent does).
+		counted := r.FlowDirection != "0"
 		if r.SrcPort == 53 || r.SrcPort == 5353 {
 			q := swapSides(r)
 			querier, inside = b.source(&q)
+			counted = r.FlowDirection != "1"
 		}
 		if inside {
 			dnsEvidence = true
-			b.addDNSName(querier, r.DNSName, r.FlowDirection, n)
+			b.addDNSName(querier, r.DNSName, counted, n)
 		}
 	}
 	dstAddr, dstOK := parseAddr(r.DstAddr)

@@ -340,6 +340,17 @@ func TestDNSEvidence(t *testing.T) {
 			}
 		})
 	}
+	// The answer, where the NetObserv agent puts DnsName: evidence about its destination,
+	// the querier, not about the DNS server; counted on the querier's node (FlowDirection
+	// 0), named from the server's node.
+	answer := func(direction string) flow.Record {
+		return rec(func(r *flow.Record) {
+			r.SrcNamespace, r.SrcOwnerName, r.SrcOwnerType, r.SrcName = "openshift-dns", "dns-default", "DaemonSet", "dns-default-x1"
+			r.Proto, r.SrcPort, r.DNSName, r.SrcAddr, r.FlowDirection = flow.ProtoUDP, 5353, "quay.io", "10.128.2.3", direction
+			r.DstNamespace, r.DstOwnerName, r.DstOwnerType, r.DstType, r.DstName = "app", "web", "Deployment", "Pod", "web-1"
+			r.DstAddr, r.DstPort, r.DstSubnetLabel = "10.128.0.6", 40000, "Pods"
+		})
+	}
 	m := build(t, testOptions(),
 		dnsQuery("10.128.2.3", 5353, "quay.io", true),
 		dnsQuery("10.128.2.3", 5353, "quay.io.", true),
@@ -354,19 +365,12 @@ func TestDNSEvidence(t *testing.T) {
 			r.DstType, r.DstNamespace, r.DstSubnetLabel = "Pod", "openshift-dns", "Pods"
 		}),
 		dnsQuery("8.8.8.8", 53, "example.com", false),
-		// The answer, where the NetObserv agent puts DnsName: evidence about its
-		// destination, the querier, not about the DNS server.
-		rec(func(r *flow.Record) {
-			r.SrcNamespace, r.SrcOwnerName, r.SrcOwnerType, r.SrcName = "openshift-dns", "dns-default", "DaemonSet", "dns-default-x1"
-			r.Proto, r.SrcPort, r.DNSName, r.SrcAddr = flow.ProtoUDP, 5353, "quay.io", "10.128.2.3"
-			r.DstNamespace, r.DstOwnerName, r.DstOwnerType, r.DstType, r.DstName = "app", "web", "Deployment", "Pod", "web-1"
-			r.DstAddr, r.DstPort, r.DstSubnetLabel = "10.128.0.6", 40000, "Pods"
-		}),
+		answer("1"), answer("0"),
 	)
 	if got := keys(m); got != "app/Deployment/web -> 8.8.8.8 UDP/53 well-known" {
 		t.Fatalf("entries %q", got)
 	}
-	if m.Stats.DNSNamedOnly != 6 || m.Stats.NotEgress != 0 {
+	if m.Stats.DNSNamedOnly != 7 || m.Stats.NotEgress != 0 {
 		t.Fatalf("stats %+v", m.Stats)
 	}
 	if len(m.DNSQueries) != 1 || fmt.Sprint(m.DNSQueries[0].Names) != "[{cdn01.quay.io 1} {example.com 1} {only-inbound.example 0} {quay.io 3}]" {
