@@ -127,8 +127,8 @@ func ConnectThanos(ctx context.Context, c *Clients, t *Tracker) (*PromConn, erro
 		return nil, err
 	}
 	return &PromConn{
-		URL: fmt.Sprintf("https://127.0.0.1:%d", fw.LocalPort),
-		TLS: &tls.Config{RootCAs: pool, ServerName: fmt.Sprintf("%s.%s.svc", thanosService, monitoringNamespace), MinVersion: tls.VersionTLS12},
+		URL:   fmt.Sprintf("https://127.0.0.1:%d", fw.LocalPort),
+		TLS:   &tls.Config{RootCAs: pool, ServerName: fmt.Sprintf("%s.%s.svc", thanosService, monitoringNamespace), MinVersion: tls.VersionTLS12},
 		Token: ts.Token, forward: fw,
 		Describe: fmt.Sprintf("port-forward 127.0.0.1:%d -> Thanos querier pod %s/%s, %s", fw.LocalPort, monitoringNamespace, fw.Pod, ts),
 	}, nil
