@@ -306,15 +306,16 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // placeholderFlags give the values of the baseline's placeholders ({appsDomain}, {apiHost},
-// {region}, {bmcNetwork}; see baseline/README.md).
+// {region}, {bmcNetwork}, {platformAPI}; see baseline/README.md).
 type placeholderFlags struct {
-	clusterDomain, region, bmcNetwork string
+	clusterDomain, region, bmcNetwork, platformAPI string
 }
 
 func (f *placeholderFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.clusterDomain, "cluster-domain", "", "the cluster's domain, <cluster_name>.<base_domain> (the part after api. of the API URL): resolves the baseline's {appsDomain} (apps.DOMAIN) and {apiHost} (api.DOMAIN)")
 	fs.StringVar(&f.region, "region", "", "the cloud region (Infrastructure status.platformStatus.<cloud>.region): resolves the baseline's {region}")
-	fs.StringVar(&f.bmcNetwork, "bmc-network", "", "bare metal: the CIDR of the hosts' BMC addresses: resolves the baseline's {bmcNetwork}")
+	fs.StringVar(&f.bmcNetwork, "bmc-network", "", "bare metal: the CIDRs of the hosts' BMC addresses, comma-separated, or none: resolves the baseline's {bmcNetwork}")
+	fs.StringVar(&f.platformAPI, "platform-api", "", "vSphere, Nutanix, OpenStack: the host (or IP address) of the platform's API (vCenter, Prism Central, the identity endpoint): resolves the baseline's {platformAPI}")
 }
 
 func (f *placeholderFlags) values() (baseline.Values, error) {
@@ -325,7 +326,7 @@ func (f *placeholderFlags) values() (baseline.Values, error) {
 			return v, fmt.Errorf("--cluster-domain: %w", err)
 		}
 	}
-	v.Region, v.BMCNetwork = f.region, f.bmcNetwork
+	v.Region, v.BMCNetwork, v.PlatformAPI = f.region, f.bmcNetwork, strings.ToLower(f.platformAPI)
 	return v, nil
 }
 

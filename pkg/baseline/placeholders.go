@@ -23,9 +23,18 @@ const (
 	// Region is the cloud region (Infrastructure status.platformStatus.<cloud>.region):
 	// host "ec2.{region}.amazonaws.com".
 	Region = "region"
-	// BMCNetwork is the CIDR of the bare-metal hosts' BMC addresses: cidr "{bmcNetwork}".
+	// BMCNetwork is where the bare-metal hosts' BMCs are: cidr "{bmcNetwork}". Its value is
+	// one or more CIDRs, comma-separated (the entry is repeated for each), or "none" on a
+	// cluster without BMCs (the entry documents nothing there and is left out).
 	BMCNetwork = "bmcNetwork"
+	// PlatformAPI is the host of the virtualization platform's API the cluster drives:
+	// vCenter, Prism Central, OpenStack's identity endpoint: host "{platformAPI}". A value that
+	// is an IP address turns the destination into that address's CIDR.
+	PlatformAPI = "platformAPI"
 )
+
+// NoBMC is the value of {bmcNetwork} for a cluster without BMCs.
+const NoBMC = "none"
 
 // placeholder says where a placeholder may be written, what stands in for it while a file is
 // validated, how the published table shows it unresolved, and what resolves it.
@@ -44,7 +53,9 @@ var placeholders = map[string]placeholder{
 	Region: {inHost: true, sample: "us-east-1", display: "<region>",
 		resolvedBy: "--region REGION, or the cluster's Infrastructure \"cluster\" status.platformStatus.<platform>.region (cluster.Facts.Region)"},
 	BMCNetwork: {inCIDR: true, sample: "192.0.2.0/24", display: "<bmc_network>",
-		resolvedBy: "--bmc-network CIDR (the network of the BareMetalHosts' spec.bmc.address)"},
+		resolvedBy: "--bmc-network CIDR[,CIDR...] or none (the network of the BareMetalHosts' spec.bmc.address), or on the cluster EGRESS_BMC_NETWORK, else the BareMetalHosts' BMC addresses (cluster.Facts.BMCNetworks)"},
+	PlatformAPI: {inHost: true, sample: "vcenter.example.com", display: "<platform_api_host>",
+		resolvedBy: "--platform-api HOST, or on the cluster EGRESS_PLATFORM_API, else Infrastructure \"cluster\" spec.platformSpec (vSphere vcenters[].server, Nutanix prismCentral.address; cluster.Facts.PlatformAPI)"},
 }
 
 // Placeholders lists the known placeholder names, sorted.
@@ -67,10 +78,11 @@ func placeholderList() string {
 
 // Values are the cluster's values of the placeholders; an empty field is unknown.
 type Values struct {
-	AppsDomain string `json:"appsDomain,omitempty"`
-	APIHost    string `json:"apiHost,omitempty"`
-	Region     string `json:"region,omitempty"`
-	BMCNetwork string `json:"bmcNetwork,omitempty"`
+	AppsDomain  string `json:"appsDomain,omitempty"`
+	APIHost     string `json:"apiHost,omitempty"`
+	Region      string `json:"region,omitempty"`
+	BMCNetwork  string `json:"bmcNetwork,omitempty"`
+	PlatformAPI string `json:"platformAPI,omitempty"`
 }
 
 // ClusterDomainValues returns the values that follow from the cluster's domain, the part of
@@ -100,6 +112,9 @@ func (v Values) Merge(o Values) Values {
 	if v.BMCNetwork == "" {
 		v.BMCNetwork = o.BMCNetwork
 	}
+	if v.PlatformAPI == "" {
+		v.PlatformAPI = o.PlatformAPI
+	}
 	return v
 }
 
@@ -113,8 +128,26 @@ func (v Values) get(name string) string {
 		return v.Region
 	case BMCNetwork:
 		return v.BMCNetwork
+	case PlatformAPI:
+		return v.PlatformAPI
 	}
 	return ""
+}
+
+func isAddr(s string) bool { _, err := netip.ParseAddr(s); return err == nil }
+
+// bmcNetworks splits the value of {bmcNetwork}; none is an empty, non-nil list.
+func bmcNetworks(v string) []string {
+	if v == NoBMC {
+		return []string{}
+	}
+	var out []string
+	for _, c := range strings.Split(v, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // check validates the values themselves, so that a bad flag is reported as such rather than
@@ -133,8 +166,21 @@ func (v Values) check() error {
 		errs = append(errs, fmt.Errorf("{region} value %q is not a region name (lower-case letters, digits and hyphens, e.g. us-east-1); fix: %s", v.Region, placeholders[Region].resolvedBy))
 	}
 	if v.BMCNetwork != "" {
-		if msg, fix := checkCIDR(v.BMCNetwork); msg != "" {
-			errs = append(errs, fmt.Errorf("{bmcNetwork} value: %s; fix: %s", msg, fix))
+		nets := bmcNetworks(v.BMCNetwork)
+		if v.BMCNetwork != NoBMC && len(nets) == 0 {
+			errs = append(errs, fmt.Errorf("{bmcNetwork} value %q holds no CIDR; fix: %s", v.BMCNetwork, placeholders[BMCNetwork].resolvedBy))
+		}
+		for _, c := range nets {
+			if msg, fix := checkCIDR(c); msg != "" {
+				errs = append(errs, fmt.Errorf("{bmcNetwork} value: %s; fix: %s", msg, fix))
+			}
+		}
+	}
+	if v.PlatformAPI != "" {
+		if _, err := netip.ParseAddr(v.PlatformAPI); err != nil {
+			if msg, _ := checkHost(v.PlatformAPI); msg != "" || strings.ContainsAny(v.PlatformAPI, "*{}") {
+				errs = append(errs, fmt.Errorf("{platformAPI} value %q is neither a hostname nor an IP address; fix: %s", v.PlatformAPI, placeholders[PlatformAPI].resolvedBy))
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -188,7 +234,7 @@ func checkPlaceholders(field, s string) (sample, msg, fix string) {
 	out, _, bad := substitute(s, field == "host", sampleValue)
 	if len(bad) > 0 {
 		return "", fmt.Sprintf("%s %q: %s", field, s, strings.Join(bad, "; ")),
-			"use one of the known placeholders " + placeholderList() + " (hosts: {appsDomain}, {apiHost}, {region}; cidr: {bmcNetwork} alone)"
+			"use one of the known placeholders " + placeholderList() + " (hosts: {appsDomain}, {apiHost}, {region}, {platformAPI}; cidr: {bmcNetwork} alone)"
 	}
 	if field == "cidr" && s != "{"+BMCNetwork+"}" {
 		return "", fmt.Sprintf("cidr %q: a placeholder in a CIDR stands alone", s), "write cidr: \"{bmcNetwork}\""
@@ -198,7 +244,9 @@ func checkPlaceholders(field, s string) (sample, msg, fix string) {
 
 // Resolve returns a copy of b with every placeholder replaced by its value. An entry whose
 // placeholder has no value is an error naming its file, line and entry and what resolves it:
-// a baseline with placeholders must not be diffed or turned into a firewall.
+// a baseline with placeholders must not be diffed or turned into a firewall. An entry with
+// cidr "{bmcNetwork}" is repeated for each BMC network, and left out when the value is none;
+// the entries left out are listed in Omitted.
 func Resolve(b *Baseline, v Values) (*Baseline, error) {
 	if b == nil {
 		return nil, nil
@@ -206,9 +254,29 @@ func Resolve(b *Baseline, v Values) (*Baseline, error) {
 	if err := v.check(); err != nil {
 		return nil, err
 	}
-	out := &Baseline{Files: b.Files, Entries: make([]Entry, len(b.Entries))}
+	out := &Baseline{Files: b.Files, Entries: make([]Entry, 0, len(b.Entries))}
 	var errs []error
-	for i, e := range b.Entries {
+	for _, e := range b.Entries {
+		if e.Destination.CIDR == "{"+BMCNetwork+"}" && v.BMCNetwork != "" {
+			nets := bmcNetworks(v.BMCNetwork)
+			if len(nets) == 0 {
+				out.Omitted = append(out.Omitted, e)
+			}
+			for _, c := range nets {
+				x := e
+				x.Destination.CIDR = netip.MustParsePrefix(c).Masked().String()
+				out.Entries = append(out.Entries, x)
+			}
+			continue
+		}
+		if e.Destination.Host == "{"+PlatformAPI+"}" {
+			if a, err := netip.ParseAddr(v.PlatformAPI); err == nil {
+				a = a.Unmap()
+				e.Destination.Host, e.Destination.CIDR = "", netip.PrefixFrom(a, a.BitLen()).String()
+				out.Entries = append(out.Entries, e)
+				continue
+			}
+		}
 		for _, f := range []struct {
 			field string
 			val   *string
@@ -230,11 +298,15 @@ func Resolve(b *Baseline, v Values) (*Baseline, error) {
 				errs = append(errs, &Error{File: e.File, Line: e.Line, Index: e.Index,
 					Msg: fmt.Sprintf("destination.%s %q has unresolved placeholders", f.field, *f.val),
 					Fix: strings.Join(by, "; ")})
+			case f.field == "host" && strings.Contains(*f.val, "{"+PlatformAPI+"}") && isAddr(v.PlatformAPI):
+				errs = append(errs, &Error{File: e.File, Line: e.Line, Index: e.Index,
+					Msg: fmt.Sprintf("destination.host %q resolves to %q: {platformAPI} is an IP address here, which only the whole host can be", *f.val, res),
+					Fix: "write host \"{platformAPI}\" alone, or give --platform-api a hostname"})
 			default:
 				if f.field == "host" {
 					if msg, _ := checkHost(res); msg != "" {
 						errs = append(errs, &Error{File: e.File, Line: e.Line, Index: e.Index,
-							Msg: fmt.Sprintf("destination.host %q resolves to %q: %s", *f.val, res, msg), Fix: "correct the value of the placeholder"})
+							Msg: fmt.Sprintf("destination.host %q resolves to %q: %s", *f.val, res, msg), Fix: "correct the value of the placeholder, or write the placeholder alone as the host"})
 					}
 				}
 				*f.val = res
@@ -245,7 +317,7 @@ func Resolve(b *Baseline, v Values) (*Baseline, error) {
 				e.Destination.CIDR = p.Masked().String()
 			}
 		}
-		out.Entries[i] = e
+		out.Entries = append(out.Entries, e)
 	}
 	if len(errs) > 0 {
 		sortErrors(errs)
@@ -294,7 +366,7 @@ func Unresolved(b *Baseline) error {
 		if HasPlaceholder(e.Destination.Host) || HasPlaceholder(e.Destination.CIDR) {
 			errs = append(errs, &Error{File: e.File, Line: e.Line, Index: e.Index,
 				Msg: fmt.Sprintf("destination %s has unresolved placeholders", e.Destination),
-				Fix: "resolve the baseline first (baseline.Resolve with the cluster's values: --cluster-domain, --region, --bmc-network)"})
+				Fix: "resolve the baseline first (baseline.Resolve with the cluster's values: --cluster-domain, --region, --bmc-network, --platform-api)"})
 		}
 	}
 	return errors.Join(errs...)

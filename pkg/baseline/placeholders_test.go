@@ -112,7 +112,7 @@ func TestPlaceholdersRefusedWhenUnresolved(t *testing.T) {
 func TestPlaceholderValidation(t *testing.T) {
 	cases := []struct{ dest, want string }{
 		{`{host: "*.{appDomain}"}`, `unknown placeholder "{appDomain}"`},
-		{`{host: "*.{appDomain}"}`, "{apiHost}, {appsDomain}, {bmcNetwork}, {region}"},
+		{`{host: "*.{appDomain}"}`, "{apiHost}, {appsDomain}, {bmcNetwork}, {platformAPI}, {region}"},
 		{`{host: "{bmcNetwork}"}`, "placeholder {bmcNetwork} is not allowed in destination.host"},
 		{`{cidr: "{appsDomain}"}`, "placeholder {appsDomain} is not allowed in destination.cidr"},
 		{`{cidr: "{bmcNetwork}/24"}`, "a placeholder in a CIDR stands alone"},
@@ -166,5 +166,88 @@ func TestDiffSharedAddress(t *testing.T) {
 	auth.DstNames = nil
 	if r := Diff(&matrix.Matrix{Entries: []matrix.Entry{auth}}, b); len(r.Undocumented) != 1 {
 		t.Fatalf("primary name only: %+v", r.Matched)
+	}
+}
+
+const platformEntries = `entries:
+  - {component: Bare Metal, source: {nodeRole: control-plane}, destination: {cidr: "{bmcNetwork}"}, protocol: TCP, port: "443", reason: r}
+  - {component: Machine API, source: {namespace: openshift-machine-api, workload: machine-api-controllers}, destination: {host: "{platformAPI}"}, protocol: TCP, port: "443", reason: r}
+  - {component: Storage, source: {namespace: openshift-cluster-csi-drivers, workload: csi}, destination: {host: "{platformAPI}"}, protocol: TCP, port: "9440", reason: r}
+`
+
+func TestBMCNetworksAndPlatformAPI(t *testing.T) {
+	path := writeFile(t, t.TempDir(), "p.yaml", platformEntries)
+	b, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dests := func(r *Baseline) string {
+		var got []string
+		for _, e := range r.Entries {
+			got = append(got, e.Destination.String())
+		}
+		return strings.Join(got, ",")
+	}
+
+	// Several BMCs: the entry is repeated per CIDR; a host name stays a host.
+	r, err := Resolve(b, Values{BMCNetwork: "192.168.111.20/32, 192.168.111.21/32", PlatformAPI: "vcenter.lab.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dests(r), "192.168.111.20/32,192.168.111.21/32,vcenter.lab.example.com,vcenter.lab.example.com"; got != want {
+		t.Fatalf("resolved %s, want %s", got, want)
+	}
+	if len(r.Omitted) != 0 {
+		t.Fatalf("omitted %v", r.Omitted)
+	}
+	bmc := matrix.Entry{SrcKind: matrix.KindNode, SrcWorkload: "control-plane", DstName: "192.168.111.21", DstNamedBy: matrix.NamedByIP,
+		DstAddress: "192.168.111.21", Protocol: matrix.TCP, Port: 443}
+	other := bmc
+	other.DstName, other.DstAddress = "192.168.111.30", "192.168.111.30"
+	res := Diff(&matrix.Matrix{Entries: []matrix.Entry{bmc, other}}, r)
+	if len(res.Matched) != 1 || len(res.Undocumented) != 1 || res.Undocumented[0].DstAddress != "192.168.111.30" {
+		t.Fatalf("matched %d, undocumented %+v: only the listed BMC is documented", len(res.Matched), res.Undocumented)
+	}
+
+	// A platform API given as an address becomes that address's CIDR.
+	r, err = Resolve(b, Values{BMCNetwork: NoBMC, PlatformAPI: "10.0.0.5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dests(r), "10.0.0.5/32,10.0.0.5/32"; got != want {
+		t.Fatalf("resolved %s, want %s", got, want)
+	}
+	// none: the BMC entry documents nothing on this cluster, and is counted as left out.
+	if len(r.Omitted) != 1 || r.Omitted[0].Index != 0 {
+		t.Fatalf("omitted %+v, want entries[0]", r.Omitted)
+	}
+
+	// Unresolved: named, with what resolves them.
+	_, err = Resolve(b, Values{})
+	for _, want := range []string{
+		path + ":2: entries[0]: destination.cidr \"{bmcNetwork}\" has unresolved placeholders; fix: {bmcNetwork}: --bmc-network",
+		path + ":3: entries[1]: destination.host \"{platformAPI}\" has unresolved placeholders; fix: {platformAPI}: --platform-api HOST",
+		"EGRESS_PLATFORM_API", "EGRESS_BMC_NETWORK",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	// Bad values.
+	for _, v := range []Values{{BMCNetwork: "10.0.0.1/8"}, {BMCNetwork: ","}, {BMCNetwork: "192.0.2.0/24,nope"}, {PlatformAPI: "https://vc.example.com"}, {PlatformAPI: "*.example.com"}} {
+		if _, err := Resolve(b, v); err == nil {
+			t.Errorf("values %+v accepted", v)
+		}
+	}
+	// The placeholder cannot be part of a longer host when its value is an address.
+	long := writeFile(t, t.TempDir(), "l.yaml", `entries:
+  - {component: C, source: {nodeRole: "*"}, destination: {host: "api.{platformAPI}"}, protocol: TCP, port: "443", reason: r}
+`)
+	lb, err := Load(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resolve(lb, Values{PlatformAPI: "10.0.0.5"}); err == nil || !strings.Contains(err.Error(), "resolves to \"api.10.0.0.5\"") {
+		t.Errorf("api.{platformAPI} with an address: %v", err)
 	}
 }

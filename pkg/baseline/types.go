@@ -51,6 +51,9 @@ type PortRange struct{ Min, Max int }
 type Baseline struct {
 	Files   []string
 	Entries []Entry
+	// Omitted are the entries Resolve left out: they document a connection the cluster
+	// cannot make ({bmcNetwork} none).
+	Omitted []Entry
 }
 
 // Prefix returns the destination CIDR as a prefix; ok is false when the destination is not a CIDR.

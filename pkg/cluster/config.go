@@ -49,6 +49,11 @@ type Config struct {
 	CanaryPort      int
 	ToolsImage      string // "" = from the openshift/tools image stream
 	ResolveInterval time.Duration
+
+	// BMCNetwork and PlatformAPI override what the cluster says of the baseline's
+	// {bmcNetwork} (CIDRs, comma-separated, or none) and {platformAPI} (a host or address).
+	BMCNetwork  string
+	PlatformAPI string
 }
 
 // The sources EGRESS_SOURCE picks.
@@ -193,6 +198,8 @@ func FromEnv(getenv func(string) string) (*Config, error) {
 			c.CanaryPort = p
 		}
 	}
+	c.BMCNetwork = strings.TrimSpace(getenv("EGRESS_BMC_NETWORK"))
+	c.PlatformAPI = strings.ToLower(strings.TrimSpace(getenv("EGRESS_PLATFORM_API")))
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("bad suite configuration (see the package documentation of pkg/cluster):\n  %s", strings.Join(errs, "\n  "))
 	}

@@ -57,4 +57,10 @@
 //	                               DefaultToolsImage when the cluster has no such stream).
 //	EGRESS_RESOLVE_INTERVAL        how often the resolver resolves the baseline's hostnames
 //	                               (default 30s).
+//
+//	Baseline placeholders (baseline/README.md):
+//	EGRESS_BMC_NETWORK             bare metal: the BMCs' CIDRs, comma-separated, or none, for
+//	                               {bmcNetwork} (default: the BareMetalHosts' BMC addresses).
+//	EGRESS_PLATFORM_API            the platform API's host or address, for {platformAPI}
+//	                               (default: vSphere's first vCenter, Nutanix's Prism Central).
 package cluster

@@ -45,6 +45,14 @@ type Facts struct {
 	AppsDomain string `json:"appsDomain,omitempty"`
 	APIHost    string `json:"apiHost,omitempty"`
 	Region     string `json:"region,omitempty"`
+	// PlatformAPI is the host of the platform's API (vSphere's first vCenter, Nutanix's Prism
+	// Central; Infrastructure spec.platformSpec): the baseline's {platformAPI}.
+	PlatformAPI string `json:"platformAPI,omitempty"`
+	// BMCNetworks are the BareMetalHosts' BMC addresses as single-address CIDRs
+	// (ReadBMCNetworks), none when the cluster has no BMC addresses; BMCSource says where
+	// they come from. They resolve the baseline's {bmcNetwork}.
+	BMCNetworks []string `json:"bmcNetworks,omitempty"`
+	BMCSource   string   `json:"bmcSource,omitempty"`
 	// MasqueradeNetworks are OVN-Kubernetes' masquerade subnets (ReadMasqueradeNetworks),
 	// MasqueradeSource where they were read.
 	MasqueradeNetworks []string `json:"masqueradeNetworks,omitempty"`
@@ -99,6 +107,7 @@ func ReadFacts(ctx context.Context, cfg configclient.Interface, kube kubernetes.
 		return nil, err
 	}
 	f.Region = region(infra.Status.PlatformStatus)
+	f.PlatformAPI = platformAPI(infra.Spec.PlatformSpec)
 
 	// The ingress domain: absent only on clusters without the ingress capability, whose
 	// baseline then cannot use {appsDomain} (resolving it fails, naming this fact).
@@ -251,6 +260,85 @@ func region(ps *configv1.PlatformStatus) string {
 		return ps.PowerVS.Region
 	}
 	return ""
+}
+
+// platformAPI is the API endpoint of the virtualization platforms whose Infrastructure spec
+// names it. With several vCenters the first is taken: flows to the others are undocumented
+// and fail the diff, naming them.
+func platformAPI(ps configv1.PlatformSpec) string {
+	switch {
+	case ps.VSphere != nil && len(ps.VSphere.VCenters) > 0:
+		return strings.ToLower(ps.VSphere.VCenters[0].Server)
+	case ps.Nutanix != nil:
+		return strings.ToLower(ps.Nutanix.PrismCentral.Address)
+	}
+	return ""
+}
+
+// GVRBareMetalHost is metal3's BareMetalHost; the hosts of an installer-provisioned bare
+// metal cluster sit in openshift-machine-api.
+var GVRBareMetalHost = GVR{Group: "metal3.io", Version: "v1alpha1", Resource: "baremetalhosts"}
+
+// BMCFromHosts says the BMC networks are the BareMetalHosts' BMC addresses.
+const BMCFromHosts = "metal3.io BareMetalHosts in openshift-machine-api, spec.bmc.address"
+
+// ReadBMCNetworks returns the BMC addresses of the BareMetalHosts as single-address CIDRs,
+// sorted, or ["none"] when no host has a BMC address (hosts added without BMC, or none at
+// all). A BMC written as a hostname cannot be placed by address: an error saying to set
+// EGRESS_BMC_NETWORK. Only bare metal has BareMetalHosts: other platforms get nil.
+func ReadBMCNetworks(ctx context.Context, dyn dynamic.Interface, platform string) ([]string, error) {
+	if !strings.EqualFold(platform, "BareMetal") {
+		return nil, nil
+	}
+	list, err := dyn.Resource(GVRBareMetalHost).Namespace("openshift-machine-api").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list BareMetalHosts in openshift-machine-api (their BMC addresses resolve the baseline's {bmcNetwork}; or set EGRESS_BMC_NETWORK): %w", err)
+	}
+	set := map[string]bool{}
+	var byName []string
+	for _, h := range list.Items {
+		addr, _, _ := unstructured.NestedString(h.Object, "spec", "bmc", "address")
+		if addr == "" {
+			continue
+		}
+		host, err := bmcHost(addr)
+		if err != nil {
+			return nil, fmt.Errorf("BareMetalHost %s: %w", h.GetName(), err)
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			byName = append(byName, h.GetName()+" ("+host+")")
+			continue
+		}
+		a = a.Unmap()
+		set[netip.PrefixFrom(a, a.BitLen()).String()] = true
+	}
+	if len(byName) > 0 {
+		return nil, fmt.Errorf("BareMetalHosts %s name their BMC by hostname, which the baseline's {bmcNetwork} cannot hold; fix: set EGRESS_BMC_NETWORK to the CIDRs of the BMCs", strings.Join(byName, ", "))
+	}
+	if len(set) == 0 {
+		return []string{"none"}, nil
+	}
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// bmcHost is the host of a BMC address: a URL with a driver scheme (redfish://,
+// idrac-virtualmedia+https://, ipmi://host:623) or, for IPMI, a bare host[:port].
+func bmcHost(addr string) (string, error) {
+	raw := addr
+	if !strings.Contains(raw, "://") {
+		raw = "ipmi://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return "", fmt.Errorf("BMC address %q has no host; fix: correct spec.bmc.address or set EGRESS_BMC_NETWORK", addr)
+	}
+	return strings.ToLower(u.Hostname()), nil
 }
 
 // GVRNetworkOperator is the network operator's configuration, network.operator.openshift.io.

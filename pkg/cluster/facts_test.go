@@ -218,3 +218,63 @@ func TestReadMasqueradeNetworks(t *testing.T) {
 		t.Errorf("not OVN-Kubernetes: %v %v", got, err)
 	}
 }
+
+func TestReadFactsPlatformAPI(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		spec configv1.PlatformSpec
+		want string
+	}{
+		{"vsphere", configv1.PlatformSpec{VSphere: &configv1.VSpherePlatformSpec{VCenters: []configv1.VSpherePlatformVCenterSpec{{Server: "VC1.lab.example.com"}, {Server: "vc2.lab.example.com"}}}}, "vc1.lab.example.com"},
+		{"nutanix", configv1.PlatformSpec{Nutanix: &configv1.NutanixPlatformSpec{PrismCentral: configv1.NutanixPrismEndpoint{Address: "10.0.0.5", Port: 9440}}}, "10.0.0.5"},
+		{"aws", configv1.PlatformSpec{AWS: &configv1.AWSPlatformSpec{}}, ""},
+	} {
+		objs := clusterConfig("4.21.1", []string{"10.128.0.0/14"})
+		objs[1].(*configv1.Infrastructure).Spec.PlatformSpec = c.spec
+		f := newFakes(t, nil, objs)
+		facts, err := ReadFacts(context.Background(), f.conf, f.kube)
+		if err != nil || facts.PlatformAPI != c.want {
+			t.Errorf("%s: platform API %q (%v), want %q", c.name, facts.PlatformAPI, err, c.want)
+		}
+	}
+}
+
+func TestReadBMCNetworks(t *testing.T) {
+	ctx := context.Background()
+	bmh := func(name, addr string) runtime.Object {
+		spec := map[string]any{"online": true}
+		if addr != "" {
+			spec["bmc"] = map[string]any{"address": addr, "credentialsName": name + "-bmc-secret"}
+		}
+		return u("metal3.io/v1alpha1", "BareMetalHost", "openshift-machine-api", name, map[string]any{"spec": spec})
+	}
+	f := newFakes(t, nil, nil,
+		bmh("master-0", "redfish-virtualmedia://192.168.111.20/redfish/v1/Systems/1"),
+		bmh("master-1", "idrac-virtualmedia+https://192.168.111.21:8443/redfish/v1/Systems/System.Embedded.1"),
+		bmh("master-2", "ipmi://[fd2e:6f44:5dd8::10]:623"),
+		bmh("worker-0", "192.168.111.23:6230"),
+		bmh("worker-1", "redfish://192.168.111.20/redfish/v1/Systems/2"), // the same BMC twice
+		bmh("worker-2", ""), // added without a BMC
+	)
+	got, err := ReadBMCNetworks(ctx, f.dyn, "BareMetal")
+	if want := "192.168.111.20/32,192.168.111.21/32,192.168.111.23/32,fd2e:6f44:5dd8::10/128"; err != nil || strings.Join(got, ",") != want {
+		t.Fatalf("got %v (%v), want %s", got, err, want)
+	}
+	if got, err := ReadBMCNetworks(ctx, f.dyn, "AWS"); got != nil || err != nil {
+		t.Errorf("AWS: %v %v", got, err)
+	}
+	// No BMC at all: none, which leaves the BMC entries out of the resolved baseline.
+	f = newFakes(t, nil, nil, bmh("worker-2", ""))
+	if got, err := ReadBMCNetworks(ctx, f.dyn, "BareMetal"); err != nil || strings.Join(got, ",") != "none" {
+		t.Errorf("no BMC: %v %v", got, err)
+	}
+	// A BMC by hostname cannot be placed: the error names the host and the override.
+	f = newFakes(t, nil, nil, bmh("master-0", "redfish://bmc-0.lab.example.com/redfish/v1/Systems/1"))
+	if _, err := ReadBMCNetworks(ctx, f.dyn, "BareMetal"); err == nil || !strings.Contains(err.Error(), "master-0 (bmc-0.lab.example.com)") || !strings.Contains(err.Error(), "EGRESS_BMC_NETWORK") {
+		t.Errorf("BMC by hostname: %v", err)
+	}
+	f = newFakes(t, nil, nil, bmh("master-0", "redfish:///redfish/v1"))
+	if _, err := ReadBMCNetworks(ctx, f.dyn, "BareMetal"); err == nil || !strings.Contains(err.Error(), "has no host") {
+		t.Errorf("BMC without host: %v", err)
+	}
+}

@@ -39,6 +39,7 @@ var listKinds = map[GVR]string{
 	gvrClusterRoleBnd: "ClusterRoleBindingList",
 	gvrSecret:         "SecretList",
 	GVRFlowMetric:     "FlowMetricList",
+	GVRBareMetalHost:  "BareMetalHostList",
 }
 
 func newFakes(t *testing.T, kubeObjs []runtime.Object, confObjs []runtime.Object, dynObjs ...runtime.Object) *fakes {

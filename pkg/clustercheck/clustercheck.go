@@ -222,10 +222,11 @@ func MatrixOptions(f *cluster.Facts) matrix.Options {
 	return o
 }
 
-// Placeholders are the cluster's values of the baseline's placeholders. {bmcNetwork} is not
-// read from the cluster: a bare-metal baseline that uses it fails to resolve, naming it.
+// Placeholders are the cluster's values of the baseline's placeholders; one the facts lack
+// stays empty, and a baseline entry using it fails to resolve, naming it.
 func Placeholders(f *cluster.Facts) baseline.Values {
-	return baseline.Values{AppsDomain: f.AppsDomain, APIHost: f.APIHost, Region: f.Region}
+	return baseline.Values{AppsDomain: f.AppsDomain, APIHost: f.APIHost, Region: f.Region,
+		BMCNetwork: strings.Join(f.BMCNetworks, ","), PlatformAPI: f.PlatformAPI}
 }
 
 // LoadBaseline loads the cluster's baseline files and resolves their placeholders from its
