@@ -246,7 +246,8 @@ func checkPlaceholders(field, s string) (sample, msg, fix string) {
 // placeholder has no value is an error naming its file, line and entry and what resolves it:
 // a baseline with placeholders must not be diffed or turned into a firewall. An entry with
 // cidr "{bmcNetwork}" is repeated for each BMC network, and left out when the value is none;
-// the entries left out are listed in Omitted.
+// an entry that resolves to the same connection as an earlier one is left out too. The
+// entries left out are listed in Omitted.
 func Resolve(b *Baseline, v Values) (*Baseline, error) {
 	if b == nil {
 		return nil, nil
@@ -323,10 +324,34 @@ func Resolve(b *Baseline, v Values) (*Baseline, error) {
 		sortErrors(errs)
 		return nil, errors.Join(errs...)
 	}
+	out.Entries, out.Omitted = mergeResolved(out.Entries, out.Omitted)
 	if err := errors.Join(checkDuplicates(out.Entries)...); err != nil {
 		return nil, fmt.Errorf("baseline: resolved placeholders make entries overlap: %w", err)
 	}
 	return out, nil
+}
+
+// mergeResolved keeps the first of entries that a placeholder made identical (same source,
+// destination, protocol and port: the docs' tagging.<aws_region> is tagging.us-east-1 in
+// us-east-1) and moves the others to omitted. Entries written identical are refused by Load.
+func mergeResolved(entries, omitted []Entry) ([]Entry, []Entry) {
+	type key struct {
+		src            Source
+		dst            Destination
+		protocol, port string
+	}
+	seen := map[key]bool{}
+	kept := entries[:0]
+	for _, e := range entries {
+		k := key{e.Source, e.Destination, e.Protocol, e.Port}
+		if seen[k] {
+			omitted = append(omitted, e)
+			continue
+		}
+		seen[k] = true
+		kept = append(kept, e)
+	}
+	return kept, omitted
 }
 
 // Display returns a copy of b for the published table: placeholders with a value are

@@ -251,3 +251,25 @@ func TestBMCNetworksAndPlatformAPI(t *testing.T) {
 		t.Errorf("api.{platformAPI} with an address: %v", err)
 	}
 }
+
+// Two entries a placeholder makes the same connection are documented once; the second is
+// counted as left out, not refused.
+func TestResolvedDuplicatesMerged(t *testing.T) {
+	b, err := Load(writeFile(t, t.TempDir(), "t.yaml", `entries:
+  - {component: Ingress, source: {nodeRole: "*"}, destination: {host: "tagging.us-east-1.amazonaws.com"}, protocol: TCP, port: "443", reason: r}
+  - {component: Installer, source: {nodeRole: "*"}, destination: {host: "tagging.{region}.amazonaws.com"}, protocol: TCP, port: "443", reason: r}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Resolve(b, Values{Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Entries) != 1 || r.Entries[0].Component != "Ingress" || len(r.Omitted) != 1 || r.Omitted[0].Index != 1 {
+		t.Fatalf("entries %+v omitted %+v", r.Entries, r.Omitted)
+	}
+	if r, err = Resolve(b, Values{Region: "eu-west-3"}); err != nil || len(r.Entries) != 2 || len(r.Omitted) != 0 {
+		t.Fatalf("eu-west-3: %v %+v", err, r)
+	}
+}

@@ -52,7 +52,7 @@ type Baseline struct {
 	Files   []string
 	Entries []Entry
 	// Omitted are the entries Resolve left out: they document a connection the cluster
-	// cannot make ({bmcNetwork} none).
+	// cannot make ({bmcNetwork} none), or one an earlier entry documents once resolved.
 	Omitted []Entry
 }
 
