@@ -238,6 +238,19 @@ func Run(ctx context.Context, s *Scenario, o Options) (res *Result, err error) {
 	if err := topo.warmUp(ctx, lh); err != nil {
 		return res, err
 	}
+	if prom != nil {
+		// The FlowMetrics coverage rule wants a scrape of FLP before the window's start
+		// (whole seconds): wait for one now, then a second more. A loaded machine starts
+		// Prometheus late (seen in CI: its first scrape after the window had begun).
+		w, err := promflows.New(promflows.Config{URL: prom.URL})
+		if err != nil {
+			return res, err
+		}
+		if err := w.WaitScraped(ctx, time.Now(), time.Minute); err != nil {
+			return res, fmt.Errorf("netlab: Prometheus never scraped flowlogs-pipeline: %w", err)
+		}
+		time.Sleep(time.Second)
+	}
 	phase(fmt.Sprintf("capture ready: Loki, flowlogs-pipeline %s, %d agents %s", res.FLPVersion, len(agents), res.AgentVersion), t0)
 
 	// Long-lived connections open before the window; their SYN is flushed before it starts.
